@@ -1,0 +1,309 @@
+"""The variational autoencoder as a ``keras.Model`` with its own ``train_step``.
+
+Per example the model minimises (``objectives.negative_elbo``)
+
+    loss(x) = -log p(x|z) + kl_weight * KL(q(z|x) || p(z)),   z = loc + scale * eps,
+
+in nats, and tracks the epoch means of ``loss``, ``elbo``, ``reconstruction`` and ``kl``.
+``model.fit``, ``model.evaluate``, callbacks and ``tf.distribute`` strategies work as with any
+Keras model; ``VAE.call`` returns tensors (reconstruction means) so ``predict`` works too.
+"""
+
+import random
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vae import networks, objectives
+from keras_vae.layers import (BernoulliDecoder, GaussianEncoder, NormalDecoder,
+                              check_latent_dim)
+from keras_vae.priors import StandardNormalPrior
+
+LIKELIHOODS = {"bernoulli": BernoulliDecoder, "normal": NormalDecoder}
+DEFAULT_LATENT_DIM = 50
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(keras.Model):
+    """Variational autoencoder: encoder q(z|x), decoder p(x|z), prior p(z).
+
+    Args:
+        input_shape: shape of one example, e.g. (28, 28, 1).
+        latent_dim: number of latent variables (default 50, or the encoder's).
+        likelihood: ``"bernoulli"`` (data in [0, 1]) or ``"normal"``; default ``"bernoulli"``,
+            or the kind of a decoder layer passed as ``decoder``.
+        architecture: ``"mlp"`` or ``"conv"`` bodies (``networks.py``) where no network is given.
+        hidden_units: body sizes: units per Dense layer (mlp) or filters per stride-2
+            convolution (conv); default (200, 200) for mlp, (32, 64) for conv.
+        activation: activation of the default bodies.
+        kl_weight: weight of the KL term in the loss (beta); 1 trains on the true ELBO. It is a
+            model variable, so a callback can change it between steps without retracing.
+        encoder: a ``GaussianEncoder``, or any Keras network mapping x to features, which is
+            then wrapped in a ``GaussianEncoder`` head.
+        decoder: a ``BernoulliDecoder``/``NormalDecoder``, or any Keras network mapping z to
+            features ([batch, units] or [batch, *input_shape[:-1], filters]), wrapped in the
+            head of ``likelihood``.
+        prior: a prior layer (``priors.py``); default ``StandardNormalPrior(latent_dim)``.
+
+    Every reported figure is in nats per example (sum over pixels, mean over the batch).
+    Reference: Kingma & Welling, Auto-Encoding Variational Bayes, 2014.
+    """
+
+    def __init__(self, input_shape, latent_dim=None, likelihood=None, architecture="mlp",
+                 hidden_units=None, activation="relu", kl_weight=1.0, encoder=None,
+                 decoder=None, prior=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = networks.check_image_shape(input_shape)
+        self.architecture = networks.check_choice(
+            "architecture", architecture, networks.ARCHITECTURES)
+        self.hidden_units = networks.resolve_hidden_units(architecture, hidden_units)
+        self.activation = activation
+        self.likelihood = _resolve_likelihood(likelihood, decoder)
+        self.latent_dim = _resolve_latent_dim(latent_dim, encoder, prior)
+        body = dict(architecture=self.architecture, hidden_units=self.hidden_units,
+                    activation=activation)
+        if isinstance(encoder, GaussianEncoder):
+            self.encoder = encoder
+        else:
+            if encoder is None:
+                networks.check_architecture_accepts(
+                    self.architecture, self.image_shape, self.hidden_units)
+            self.encoder = GaussianEncoder(self.latent_dim, network=encoder, name="encoder",
+                                           **body)
+        if isinstance(decoder, tuple(LIKELIHOODS.values())):
+            self.decoder = decoder
+        else:
+            self.decoder = LIKELIHOODS[self.likelihood](
+                self.image_shape, network=decoder, name="decoder", **body)
+        if tuple(self.decoder.image_shape) != self.image_shape:
+            raise ValueError(
+                f"The decoder produces images of shape {self.decoder.image_shape} but "
+                f"input_shape is {self.image_shape}; they must agree."
+            )
+        self.prior = prior if prior is not None else StandardNormalPrior(
+            self.latent_dim, name="prior")
+        self._kl_weight = self.add_weight(
+            name="kl_weight", shape=(), trainable=False,
+            initializer=keras.initializers.Constant(_check_kl_weight(kl_weight)))
+        # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
+        # resumed run continues the same noise stream. "only_first_replica" lets every replica
+        # of a MirroredStrategy step increment it once (see _posterior_noise).
+        self._noise_seed = self.add_weight(
+            name="noise_seed", shape=(2,), dtype="int64", trainable=False,
+            aggregation="only_first_replica",
+            initializer=keras.initializers.Constant([random.randint(0, 2**31 - 1), 0]))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        # A model trained only through train_step is otherwise never built, and its .keras
+        # file would reload with random weights (DESIGN.md, trap 6).
+        self.build((None,) + self.image_shape)
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        posterior = self.encoder(tf.zeros((1,) + self.image_shape, self.compute_dtype))
+        self.decoder(posterior.mean())
+        self.built = True
+
+    # ----------------------------------------------------------------- the public API
+
+    @property
+    def kl_weight(self):
+        """Current weight of the KL term (a Python float)."""
+        return float(keras.ops.convert_to_numpy(self._kl_weight))
+
+    @kl_weight.setter
+    def kl_weight(self, value):
+        self._kl_weight.assign(_check_kl_weight(value))
+
+    def encode(self, x, training=None):
+        """q(z|x): a ``tfd.Distribution`` with batch shape [batch], event shape [latent_dim]."""
+        return self.encoder(self._as_input(x), training=training)
+
+    def decode(self, z, training=None):
+        """p(x|z): a ``tfd.Distribution`` with batch shape [batch], event shape input_shape."""
+        return self.decoder(tf.cast(z, self.compute_dtype), training=training)
+
+    def reconstruct(self, x, training=None):
+        """Mean of p(x|z) at the posterior mean z = E_q[z]: a tensor shaped like x."""
+        return self.decode(self.encode(x, training).mean(), training).mean()
+
+    def sample(self, num_samples, seed=None):
+        """Means of p(x|z) for ``num_samples`` draws z ~ p(z): a tensor [num, *input_shape].
+
+        The same integer ``seed`` always gives the same images (stateless sampling).
+        """
+        if seed is None:
+            seed = random.randint(0, 2**31 - 1)
+        z = self.prior.distribution().sample(
+            int(num_samples), seed=tf.constant([int(seed), 0], tf.int32))
+        return self.decode(z).mean()
+
+    def call(self, x, training=None):
+        return self.reconstruct(x, training=training)
+
+    def elbo_terms(self, x, training=None):
+        """Per-example ``objectives.ELBOTerms`` (loss, elbo, reconstruction, kl) in nats.
+
+        One reparameterised draw per example from the model's noise stream.
+        """
+        x = self._checked_data(x)
+        posterior = self.encoder(x, training=training)
+        noise = self._posterior_noise(tf.shape(x)[0])
+        z = objectives.reparameterized_sample(posterior, noise)
+        likelihood = self.decoder(tf.cast(z, self.compute_dtype), training=training)
+        return objectives.negative_elbo(
+            x, posterior, likelihood, self.prior.distribution(), z, self._kl_weight)
+
+    # ----------------------------------------------------------------- training
+
+    def train_step(self, data):
+        x = _features_of(data)
+        with tf.GradientTape() as tape:
+            terms = self.elbo_terms(x, training=True)
+            # Sum over this replica's examples divided by the *global* batch size: Keras sums
+            # the replicas' gradients, so this gives the mean over the global batch under any
+            # number of replicas (DESIGN.md, trap 3).
+            loss = tf.nn.compute_average_loss(terms.loss)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        return self._update_metrics(self.elbo_terms(_features_of(data), training=False))
+
+    @property
+    def metrics(self):
+        # Listing the trackers here makes Keras reset them every epoch and read the logged
+        # values from them (epoch means over every replica), not from the last step.
+        return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker,
+                self.kl_tracker]
+
+    def _update_metrics(self, terms):
+        self.loss_tracker.update_state(terms.loss)
+        self.elbo_tracker.update_state(terms.elbo)
+        self.reconstruction_tracker.update_state(terms.reconstruction)
+        self.kl_tracker.update_state(terms.kl)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _posterior_noise(self, batch_size):
+        """eps ~ N(0, I) [batch_size, latent_dim] for this replica's share of the global batch.
+
+        Every replica draws the noise of the whole global batch from the same stateless seed
+        and keeps its own rows, so example i of a global batch gets the same noise however many
+        replicas share the batch: N replicas train exactly like one device (and unlike
+        keras.random with a SeedGenerator, replicas do not reuse each other's noise, DESIGN.md
+        trap 11). Uneven final batches may share a few rows between replicas; each example
+        still gets a standard Normal draw.
+        """
+        context = tf.distribute.get_replica_context()
+        replica, num_replicas = 0, 1
+        if context is not None:
+            replica, num_replicas = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        seed = tf.cast(self._noise_seed, tf.int32)
+        self._noise_seed.assign_add(tf.constant([0, 1], tf.int64))
+        noise = tf.random.stateless_normal(
+            [num_replicas * batch_size, self.latent_dim], seed=seed, dtype=tf.float32)
+        start = tf.cast(replica, tf.int32) * batch_size
+        return noise[start:start + batch_size]
+
+    # ----------------------------------------------------------------- input checks
+
+    def _as_input(self, x):
+        return tf.cast(tf.convert_to_tensor(x), self.compute_dtype)
+
+    def _checked_data(self, x):
+        """x as float32, with its shape checked now and its values checked when run.
+
+        Bernoulli data must lie in [0, 1] and every input must be finite: otherwise
+        log_prob returns garbage or NaN instead of failing.
+        """
+        x = tf.convert_to_tensor(x)
+        if not x.shape[1:].is_compatible_with(self.image_shape):
+            raise ValueError(
+                f"The VAE expects examples of shape {self.image_shape}; received a batch of "
+                f"shape {tuple(x.shape)}. Reshape the data or build the model with "
+                f"input_shape={tuple(x.shape[1:])}."
+            )
+        x = tf.cast(x, tf.float32)
+        checks = [tf.debugging.assert_all_finite(
+            x, "The VAE received NaN or inf in its input data; clean the data first.")]
+        if self.likelihood == "bernoulli":
+            message = ("likelihood='bernoulli' needs data in [0, 1]; scale images to [0, 1] "
+                       "(divide uint8 pixels by 255) or use likelihood='normal'.")
+            checks.append(tf.debugging.assert_greater_equal(x, 0.0, message=message))
+            checks.append(tf.debugging.assert_less_equal(x, 1.0, message=message))
+        with tf.control_dependencies(checks):
+            return tf.identity(x)
+
+    # ----------------------------------------------------------------- serialisation
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "input_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "likelihood": self.likelihood,
+            "architecture": self.architecture,
+            "hidden_units": list(self.hidden_units),
+            "activation": self.activation,
+            "kl_weight": self.kl_weight,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "prior": keras.saving.serialize_keras_object(self.prior),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("encoder", "decoder", "prior"):
+            if config.get(part) is not None:
+                config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+
+def _features_of(data):
+    """The x of a batch given as x, (x,), (x, y) or (x, y, sample_weight); labels are ignored."""
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x
+
+
+def _resolve_likelihood(likelihood, decoder):
+    for name, layer_class in LIKELIHOODS.items():
+        if isinstance(decoder, layer_class):
+            if likelihood not in (None, name):
+                raise ValueError(
+                    f"likelihood={likelihood!r} conflicts with the decoder, a "
+                    f"{type(decoder).__name__}; drop likelihood or pass a matching decoder."
+                )
+            return name
+    if likelihood is None:
+        return "bernoulli"
+    return networks.check_choice("likelihood", likelihood, tuple(LIKELIHOODS))
+
+
+def _resolve_latent_dim(latent_dim, encoder, prior):
+    given = {"latent_dim": latent_dim}
+    if isinstance(encoder, GaussianEncoder):
+        given["encoder.latent_dim"] = encoder.latent_dim
+    if prior is not None:
+        given["prior.latent_dim"] = prior.latent_dim
+    values = {name: check_latent_dim(value) for name, value in given.items()
+              if value is not None}
+    if len(set(values.values())) > 1:
+        raise ValueError(f"Inconsistent latent dimensions: {values}; they must agree.")
+    return next(iter(values.values()), DEFAULT_LATENT_DIM)
+
+
+def _check_kl_weight(kl_weight):
+    if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float, np.floating)) \
+            or not np.isfinite(kl_weight) or kl_weight < 0:
+        raise ValueError(f"kl_weight must be a finite float >= 0; received {kl_weight!r}.")
+    return float(kl_weight)

@@ -1,0 +1,41 @@
+"""Priors p(z) over the latent space, held by the model as Keras layers.
+
+A prior is a Keras layer with a ``latent_dim`` attribute and a ``distribution()`` method that
+returns a ``tfd.Distribution`` with event shape [latent_dim]. Being a layer lets a learnable
+prior (a mixture, a VampPrior) carry weights that train and save with the model; the model
+uses the analytic KL when TFP registers one for (posterior, prior), a Monte Carlo estimate
+otherwise (``objectives.kl_divergence``).
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from keras_vae.layers import check_latent_dim
+
+tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class StandardNormalPrior(keras.layers.Layer):
+    """p(z) = Independent(Normal(0, 1), 1) over ``latent_dim`` variables; no weights.
+
+    log p(z) = -0.5 sum z^2 - latent_dim/2 log(2 pi) nats. With a diagonal Normal posterior the
+    KL is analytic: 0.5 sum(sigma^2 + mu^2 - 1 - log sigma^2).
+    """
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = check_latent_dim(latent_dim)
+        self.built = True
+
+    def distribution(self):
+        """The prior as a float32 ``tfd.Distribution`` with event shape [latent_dim]."""
+        zeros = tf.zeros([self.latent_dim], tf.float32)
+        return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), 1)
+
+    def call(self, inputs=None):
+        return self.distribution()
+
+    def get_config(self):
+        return {**super().get_config(), "latent_dim": self.latent_dim}
