@@ -274,12 +274,12 @@ def check_latent_dim(latent_dim):
 
 def check_scale(scale):
     """A NormalDecoder scale option: a positive float or one of NORMAL_SCALES."""
-    if isinstance(scale, str):
-        return networks.check_choice("scale", scale, NORMAL_SCALES)
+    if isinstance(scale, str) and scale in NORMAL_SCALES:
+        return scale
     if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0 \
             and np.isfinite(scale):
         return float(scale)
     raise ValueError(
-        f"scale must be a positive float or one of 'per_pixel', 'per_example'; "
+        f"scale must be a positive float or one of {', '.join(map(repr, NORMAL_SCALES))}; "
         f"received {scale!r}."
     )

@@ -1,0 +1,37 @@
+"""Shared test setup.
+
+Two logical CPU devices are configured here, at import, because TensorFlow only accepts
+them before it initialises (DESIGN.md, trap 4); the MirroredStrategy tests use both, every
+other test runs on the first as usual.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+from tests.helpers import prototype_images  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same Python, NumPy and TensorFlow seeds."""
+    keras.utils.set_random_seed(1234)
+    yield
+
+
+@pytest.fixture(scope="session")
+def structured_data():
+    """(train, test) images of shape (8, 8, 1) from ``prototype_images``."""
+    train, _ = prototype_images(2000, seed=1)
+    test, _ = prototype_images(500, seed=2)
+    return train, test

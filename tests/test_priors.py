@@ -1,0 +1,19 @@
+"""The standard Normal prior: closed-form density, shapes, config."""
+
+import numpy as np
+
+import keras_vae as kv
+
+
+def test_standard_normal_prior_log_prob_matches_closed_form():
+    prior = kv.StandardNormalPrior(latent_dim=4).distribution()
+    z = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    expected = -0.5 * np.sum(z**2, axis=1) - 2.0 * np.log(2 * np.pi)
+    np.testing.assert_allclose(prior.log_prob(z), expected, rtol=1e-6)
+    assert prior.event_shape == [4] and prior.batch_shape == []
+
+
+def test_prior_has_no_weights_and_round_trips_its_config():
+    prior = kv.StandardNormalPrior(latent_dim=3, name="p")
+    assert prior.weights == []
+    assert kv.StandardNormalPrior.from_config(prior.get_config()).latent_dim == 3
