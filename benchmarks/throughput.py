@@ -1,0 +1,105 @@
+"""Training throughput of the 784-500-500-(2x50) / 50-500-500-784 MLP VAE, next to a float32
+matmul measured in the same run.
+
+    python benchmarks/throughput.py [--batch-sizes 100,500] [--seconds 20] [--repeats 3]
+
+For each batch size and each setting of XLA (``compile(jit_compile=...)``) it trains on
+in-memory binary images and prints training examples/s, the achieved GFLOP/s and that as a
+fraction of the matmul roofline. FLOPs per training example are counted from the layer sizes:
+forward = 2 * sum(fan_in * fan_out) over the dense layers, and a training step costs about 3x
+the forward pass (forward, gradient with respect to activations, and to weights), which gives
+8.15 MFLOP per example for this model. Element-wise work (activations, sampling, log-probs)
+is not counted, so the fraction is a lower bound on how busy the machine is.
+
+Timings are medians over ``--repeats`` timed windows taken after a warm-up (tracing, XLA
+compilation): the machines here are shared and noisy, so compare figures from one run.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_vae as kv  # noqa: E402
+
+INPUT_DIM, HIDDEN, LATENT_DIM = 784, (500, 500), 50
+
+
+def training_flops_per_example():
+    """3 x forward FLOPs of the encoder (784-500-500-100) and decoder (50-500-500-784)."""
+    encoder = [INPUT_DIM, *HIDDEN, 2 * LATENT_DIM]
+    decoder = [LATENT_DIM, *HIDDEN[::-1], INPUT_DIM]
+    multiply_adds = sum(a * b for layers in (encoder, decoder)
+                        for a, b in zip(layers[:-1], layers[1:]))
+    return 3 * 2 * multiply_adds
+
+
+def matmul_gflops(size=2048, seconds=5.0):
+    """Float32 GFLOP/s of a size x size matmul: the practical roofline of this machine."""
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    matmul().numpy()  # warm-up
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        matmul().numpy()
+        count += 1
+    return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def training_examples_per_second(batch_size, jit_compile, seconds, repeats):
+    """Median examples/s of model.fit on in-memory data over ``repeats`` timed windows."""
+    keras.utils.set_random_seed(0)
+    model = kv.VAE(input_shape=(28, 28, 1), latent_dim=LATENT_DIM, hidden_units=HIDDEN)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+    images = (np.random.default_rng(0).random((10 * batch_size, 28, 28, 1)) > 0.5)
+    dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32"))
+    dataset = dataset.batch(batch_size, drop_remainder=True).cache().repeat().prefetch(2)
+
+    model.fit(dataset, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)  # trace, compile
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)
+    step_seconds = (time.perf_counter() - start) / 10
+    steps = max(10, int(seconds / repeats / step_seconds))
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        rates.append(steps * batch_size / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", default="100,500")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="timed seconds per configuration (split over the repeats)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    flops = training_flops_per_example()
+    roofline = matmul_gflops()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"training cost: {flops / 1e6:.2f} MFLOP per example; "
+          f"float32 matmul 2048^3: {roofline:.1f} GFLOP/s")
+    print("| batch | XLA | examples/s | GFLOP/s | fraction of matmul |")
+    print("|---:|:---:|---:|---:|---:|")
+    for batch_size in (int(b) for b in args.batch_sizes.split(",")):
+        for jit_compile in (False, True):
+            rate = training_examples_per_second(batch_size, jit_compile, args.seconds,
+                                                args.repeats)
+            achieved = rate * flops / 1e9
+            print(f"| {batch_size} | {'on' if jit_compile else 'off'} | {rate:,.0f} | "
+                  f"{achieved:.1f} | {achieved / roofline:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
