@@ -26,6 +26,7 @@ setup(
         "tensorflow-datasets>=4.9",
         "keras>=3.0",
         "click>=8.0",
+        "tensorboard",
         "numpy",
         "pillow",
     ],

@@ -1,14 +1,283 @@
-"""Entry point of the ``kvae`` command."""
+"""The ``kvae`` command: parse, validate, call one library function, print the result.
+
+Bad input ends with one line, ``Error: <what is wrong and how to fix it>``, and a non-zero
+exit status; never a traceback.
+"""
 
 import os
+import sys
+import warnings
 
 import click
 
-# Quieten TensorFlow's C++ start-up chatter before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    return f"Warning: {message}\n"
+
+
+warnings.formatwarning = _one_line_warning
+
+
+def _examples(*lines):
+    return "\n\n\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-vae", prog_name="kvae")
+def cli():
+    """keras-vae: variational autoencoders for TensorFlow.
+
+    Every figure is in nats per example (summed over pixels, averaged over examples).
+    """
+
+
+def _parse_hidden_units(context, parameter, value):
+    try:
+        units = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers "
+                                 f"such as 200,200.") from None
+    if not units or min(units) <= 0:
+        raise click.BadParameter(f"{value!r}: every size must be a positive integer.")
+    return units
+
+
+def _default_output(dataset, likelihood, architecture):
+    return os.path.join("saved_models", f"{dataset}-{likelihood}-{architecture}")
+
+
+@cli.command(epilog=_examples(
+    "kvae fit --dataset mnist",
+    "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
+    "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
+    "kvae fit --dataset mnist --output saved_models/run1 --resume"))
+@click.option("--dataset", default="mnist", show_default=True,
+              help="TFDS image dataset name (mnist, fashion_mnist, kmnist, cifar10, ...).")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Local data: a folder of MNIST IDX files, an .npz, or a folder of images.")
+@click.option("--likelihood", type=click.Choice(["bernoulli", "normal"]), default="bernoulli",
+              show_default=True)
+@click.option("--architecture", type=click.Choice(["mlp", "conv"]), default="mlp",
+              show_default=True)
+@click.option("--latent-dim", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--hidden-units", default="200,200", show_default=True,
+              callback=_parse_hidden_units,
+              help="Comma-separated layer sizes (mlp) or filter counts (conv).")
+@click.option("--activation", default="relu", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True)
+@click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the KL term (beta); 1 trains on the ELBO.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--output", type=click.Path(), default=None,
+              help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
+def fit(output, resume, overwrite, **options):
+    """Train a VAE and write its run directory."""
+    from keras_vae import train
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other; choose one.")
+    config = train.TrainConfig(**options)
+    output = output or _default_output(config.dataset, config.likelihood, config.architecture)
+    try:
+        metrics = train.fit(config, output, resume=resume, overwrite=overwrite)
+    except KeyboardInterrupt:
+        _fail(f"Interrupted. The last completed epoch is saved in "
+              f"{train.partial_dir(output)}; continue with the same command plus --resume "
+              f"--output {output}.", status=130)
+    click.echo(_summary(f"Trained {output}", metrics))
+
+
+
+_run_argument = click.argument("run", type=click.Path())
+_data_options = [
+    click.option("--dataset", default=None,
+                  help="Data to use [default: the run's own]; needed for a bare .keras file."),
+    click.option("--data-dir", type=click.Path(), default=None,
+                  help="Local data folder or .npz [default: the run's own]."),
+]
+
+
+def _with_data_options(function):
+    for option in reversed(_data_options):
+        function = option(function)
+    return function
+
+
+def _test_data(run, dataset, data_dir):
+    """(images [N, ...] float32, labels or None) of the test split a run is evaluated on."""
+    import numpy as np
+
+    from keras_vae import train
+
+    config = run.data_config(dataset, data_dir)
+    splits = train.load_splits(config)
+    images = np.concatenate([np.asarray(batch) for batch in splits.test])
+    return splits, images, splits.test_labels
+
+
+@cli.command(epilog=_examples(
+    "kvae evaluate saved_models/mnist-bernoulli-mlp",
+    "kvae evaluate model.keras --dataset mnist --data-dir ../shared/data/mnist"))
+@_run_argument
+@_with_data_options
+def evaluate(run, dataset, data_dir):
+    """Test ELBO, reconstruction and KL in nats; writes RUN/metrics.json."""
+    from keras_vae import evaluation, runs, train
+
+    loaded = runs.load_run(run)
+    splits = train.load_splits(loaded.data_config(dataset, data_dir))
+    metrics = evaluation.elbo_metrics(loaded.model, splits.test)
+    if loaded.directory is not None:
+        train.write_json_atomically(loaded.directory / "metrics.json", metrics)
+    click.echo(_summary(f"Evaluated {run} on {splits.num_test} test examples", metrics))
+
+
+@cli.command(epilog=_examples("kvae sample saved_models/mnist-bernoulli-mlp --num 64 --seed 0 "
+                              "--out samples.png"))
+@_run_argument
+@click.option("--num", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
+def sample(run, num, seed, out):
+    """Draw z from the prior and save the decoded means as a PNG grid."""
+    from keras_vae import plots, runs
+
+    model = runs.load_run(run).model
+    plots.save_png(plots.image_grid(model.sample(num, seed=seed).numpy()), out)
+    click.echo(f"Wrote {num} samples to {out}")
+
+
+@cli.command(epilog=_examples("kvae reconstruct saved_models/mnist-bernoulli-mlp --num 16 "
+                              "--out recon.png"))
+@_run_argument
+@click.option("--num", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="recon.png", show_default=True)
+@_with_data_options
+def reconstruct(run, num, out, dataset, data_dir):
+    """Save test images (top row) above their reconstructions (bottom row)."""
+    import numpy as np
+
+    from keras_vae import plots, runs
+
+    loaded = runs.load_run(run)
+    _, images, _ = _test_data(loaded, dataset, data_dir)
+    originals = images[:num]
+    pairs = np.concatenate([originals, loaded.model.reconstruct(originals).numpy()])
+    plots.save_png(plots.image_grid(pairs, num_columns=len(originals)), out)
+    click.echo(f"Wrote {len(originals)} reconstructions to {out}")
+
+
+@cli.command(epilog=_examples("kvae interpolate saved_models/mnist-bernoulli-mlp --steps 10 "
+                              "--out interp.png"))
+@_run_argument
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--pairs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Number of image pairs, one row each.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Chooses which test images are paired.")
+@click.option("--out", type=click.Path(dir_okay=False), default="interp.png", show_default=True)
+@_with_data_options
+def interpolate(run, steps, pairs, seed, out, dataset, data_dir):
+    """Decode points on the line between the posterior means of two test images."""
+    import numpy as np
+
+    from keras_vae import plots, runs
+
+    loaded = runs.load_run(run)
+    _, images, _ = _test_data(loaded, dataset, data_dir)
+    chosen = np.random.default_rng(seed).choice(len(images), size=2 * pairs,
+                                                replace=len(images) < 2 * pairs)
+    means = loaded.model.encode(images[chosen]).mean().numpy()
+    rows = [plots.interpolation_points(means[2 * i], means[2 * i + 1], steps)
+            for i in range(pairs)]
+    decoded = loaded.model.decode(np.concatenate(rows)).mean().numpy()
+    plots.save_png(plots.image_grid(decoded, num_columns=steps), out)
+    click.echo(f"Wrote {pairs} interpolations of {steps} steps to {out}")
+
+
+@cli.command("latent-plot", epilog=_examples("kvae latent-plot saved_models/mnist-bernoulli-mlp "
+                                             "--out latent.png"))
+@_run_argument
+@click.option("--num", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Number of test examples to plot.")
+@click.option("--out", type=click.Path(dir_okay=False), default="latent.png", show_default=True)
+@_with_data_options
+def latent_plot(run, num, out, dataset, data_dir):
+    """Scatter test-set posterior means, coloured by label (first two principal components
+    when the latent space has more than two dimensions)."""
+    import numpy as np
+
+    from keras_vae import plots, runs
+
+    loaded = runs.load_run(run)
+    _, images, labels = _test_data(loaded, dataset, data_dir)
+    means = loaded.model.encode(images[:num]).mean().numpy()
+    if means.shape[1] == 1:
+        points = np.concatenate([means, np.zeros_like(means)], axis=1)
+    elif means.shape[1] == 2:
+        points = means
+    else:
+        points = plots.principal_components(means)
+    plots.save_png(plots.latent_scatter(points, None if labels is None else labels[:num]), out)
+    click.echo(f"Wrote the posterior means of {len(means)} test examples to {out}")
+
+
+@cli.command(epilog=_examples("kvae info saved_models/mnist-bernoulli-mlp"))
+@_run_argument
+def info(run):
+    """Show a run's configuration, parameter count and metrics."""
+    import json
+
+    from keras_vae import runs
+
+    loaded = runs.load_run(run)
+    model = loaded.model
+    click.echo(f"run: {run}")
+    click.echo(f"model: {model.likelihood} likelihood, {model.architecture} bodies "
+               f"{list(model.hidden_units)}, latent_dim {model.latent_dim}, input "
+               f"{list(model.image_shape)}, {model.count_params():,} parameters")
+    if loaded.record is not None:
+        click.echo("config: " + json.dumps(loaded.record["train"], sort_keys=True))
+        click.echo("versions: " + json.dumps(loaded.record.get("versions", {}), sort_keys=True))
+    metrics_path = loaded.directory / "metrics.json" if loaded.directory else None
+    if metrics_path is not None and metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+        click.echo(_summary("metrics (kvae evaluate)", metrics))
+    else:
+        click.echo("metrics: none yet (run kvae evaluate)")
+
+
+def _summary(title, metrics):
+    lines = [title, "test set, nats per example:"]
+    for name in ("elbo", "reconstruction", "kl", "loss"):
+        if name in metrics:
+            lines.append(f"  {name:<15} {metrics[name]:10.3f}")
+    return "\n".join(lines)
+
+
+def _fail(message, status=1):
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(status)
+
+
 def main():
-    """keras-vae: variational autoencoders for TensorFlow. Figures are in nats per example."""
+    """Entry point: runs the group and turns every expected failure into one line."""
+    from keras_vae.data import DataError
+    from keras_vae.train import RunError, TrainingDiverged
+
+    try:
+        status = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("Aborted.", status=130)
+    except click.ClickException as error:
+        _fail(error.format_message(), status=error.exit_code)
+    except (DataError, RunError, TrainingDiverged, ValueError, OSError) as error:
+        if os.environ.get("KVAE_DEBUG"):
+            raise
+        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    sys.exit(status if isinstance(status, int) else 0)

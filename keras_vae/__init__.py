@@ -5,6 +5,9 @@ import os
 
 # Keras 3 is the Keras this package is written for; tf.keras must not fall back to Keras 2.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
+# TensorFlow's C++ INFO/WARNING start-up lines (oneDNN, CUDA probing) bury the output that
+# matters; errors still show. Set before TensorFlow is first imported; a user's value wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_vae import networks, objectives, priors  # noqa: E402
 from keras_vae.layers import BernoulliDecoder, GaussianEncoder, NormalDecoder  # noqa: E402

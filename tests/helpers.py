@@ -1,6 +1,20 @@
 """Helpers shared by the tests: small data they make, and comparisons."""
 
+import os
+import pathlib
+
 import numpy as np
+
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def mnist_dir():
+    """The offline MNIST folder ($KVAE_MNIST_DIR, else ../shared/data/mnist beside the repo),
+    or None when its four files are not there."""
+    default = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    folder = pathlib.Path(os.environ.get("KVAE_MNIST_DIR", default))
+    return folder if all((folder / name).exists() for name in MNIST_FILES) else None
 
 
 def prototype_images(num_examples, seed, shape=(8, 8, 1), num_prototypes=4, flip=0.05):

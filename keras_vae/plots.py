@@ -1,0 +1,81 @@
+"""Pictures of a model: sample grids, reconstructions, interpolations, latent scatter plots.
+
+Pure functions from arrays to PIL images (Pillow only, no plotting library), saved as PNG by
+``save_png``, which writes to a temporary file and renames it into place.
+"""
+
+import math
+import pathlib
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from keras_vae.files import replace_atomically
+
+# Ten colours that stay distinct for the ten classes of MNIST-like data (Tableau 10).
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def image_grid(images, num_columns=None, padding=2, scale=2):
+    """Images [N, H, W, C] in [0, 1] -> one PIL image, ``num_columns`` per row (default
+    square-ish), ``padding`` white pixels between cells, each pixel drawn ``scale`` times."""
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    if images.ndim == 3:
+        images = images[..., None]
+    count, height, width, channels = images.shape
+    if channels not in (1, 3):
+        raise ValueError(f"Images need 1 or 3 channels to be drawn; received {channels}.")
+    num_columns = num_columns or math.ceil(math.sqrt(count))
+    num_rows = math.ceil(count / num_columns)
+    canvas = np.ones((num_rows * (height + padding) + padding,
+                      num_columns * (width + padding) + padding, channels), np.float32)
+    for index, image in enumerate(images):
+        row, column = divmod(index, num_columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        canvas[top:top + height, left:left + width] = image
+    pixels = (canvas * 255).round().astype(np.uint8)
+    picture = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+
+
+def interpolation_points(start, end, num_steps):
+    """``num_steps`` evenly spaced points from ``start`` to ``end`` (both included)."""
+    weights = np.linspace(0.0, 1.0, num_steps)[:, None]
+    return (1 - weights) * np.asarray(start)[None] + weights * np.asarray(end)[None]
+
+
+def principal_components(points, num_components=2):
+    """Projection of points [N, D] on their first principal components [N, num_components]."""
+    centred = points - points.mean(axis=0)
+    _, _, directions = np.linalg.svd(centred, full_matrices=False)
+    return centred @ directions[:num_components].T
+
+
+def latent_scatter(points, labels=None, size=600, margin=30, radius=2):
+    """A scatter plot of 2-D points coloured by integer label, with a legend, as a PIL image."""
+    points = np.asarray(points, np.float64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    pixels = margin + (points - low) / span * (size - 2 * margin)
+    picture = Image.new("RGB", (size + 80, size), "white")
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([margin, margin, size - margin, size - margin], outline=(200, 200, 200))
+    labels = np.zeros(len(points), int) if labels is None else np.asarray(labels, int)
+    for (x, y), label in zip(pixels, labels):
+        y = size - y  # the first coordinate grows to the right, the second upwards
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius],
+                     fill=PALETTE[label % len(PALETTE)])
+    for row, label in enumerate(np.unique(labels)):
+        top = margin + 18 * row
+        draw.rectangle([size + 10, top, size + 20, top + 10], fill=PALETTE[label % len(PALETTE)])
+        draw.text((size + 26, top - 1), str(label), fill="black")
+    return picture
+
+
+def save_png(picture, path):
+    """Saves a PIL image as PNG at ``path`` through a temporary file renamed into place."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(path, lambda f: picture.save(f, format="PNG"), mode="wb")
+    return path

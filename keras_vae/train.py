@@ -1,0 +1,260 @@
+"""``fit(config, run_dir)``: the one training entry point behind ``kvae fit``.
+
+A run is written to ``<run_dir>.partial/`` while it trains and renamed to ``run_dir`` only
+when complete, so ``run_dir`` always holds either nothing or a finished run, and an existing
+run is replaced (with ``overwrite``) only once its successor is complete. A crash or Ctrl-C
+leaves the ``.partial`` folder with a ``BackupAndRestore`` checkpoint of the last completed
+epoch (weights, optimizer state and the model's noise stream); ``resume`` continues from it.
+
+Layout of a run (DESIGN.md): config.json, model.keras, history.csv, backup/ (while
+training), logs/ (TensorBoard).
+"""
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import pathlib
+import platform
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vae import data as data_module
+from keras_vae.files import replace_atomically, write_json_atomically
+from keras_vae import networks
+from keras_vae.model import LIKELIHOODS, VAE
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_SUFFIX = ".partial"
+
+
+class RunError(ValueError):
+    """A run directory cannot be used as asked; the message says why and what to do."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run keeps the weights of the last good epoch."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every option of a training run; written to config.json."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    likelihood: str = "bernoulli"
+    architecture: str = "mlp"
+    latent_dim: int = 50
+    hidden_units: tuple = (200, 200)
+    activation: str = "relu"
+    epochs: int = 10
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    kl_weight: float = 1.0
+    validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
+    seed: int = 0
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        self.hidden_units = tuple(self.hidden_units)
+        networks.check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
+        networks.check_choice("architecture", self.architecture, networks.ARCHITECTURES)
+        for name in ("epochs", "batch_size", "latent_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer; received {value!r}.")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
+                and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be a positive number; "
+                             f"received {self.learning_rate!r}.")
+
+    def to_json(self):
+        return {**dataclasses.asdict(self), "hidden_units": list(self.hidden_units)}
+
+    @classmethod
+    def from_json(cls, values):
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+def versions():
+    """Versions of the libraries a run depends on, for config.json."""
+    import tensorflow_probability as tfp
+
+    import keras_vae
+
+    return {"keras_vae": keras_vae.__version__, "tensorflow": tf.__version__,
+            "keras": keras.__version__, "tensorflow_probability": tfp.__version__,
+            "python": platform.python_version()}
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """history.csv with one row per completed epoch, exactly once even across resumes.
+
+    A resumed fit starts at the epoch after the last checkpoint; rows from that epoch on
+    (written before a crash but not checkpointed) are dropped before new rows are added. The
+    file is rewritten atomically each epoch, so a kill leaves the previous version intact.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.rows = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:
+            self.rows = [row for row in self._read() if int(row["epoch"]) < epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        names = list(dict.fromkeys(key for row in self.rows for key in row))
+
+        def write(f):
+            writer = csv.DictWriter(f, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+        replace_atomically(self.path, write)
+
+    def _read(self):
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops at the first NaN/inf loss and puts back the weights of the last completed epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.failed_epoch = None
+        self._good_weights = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._good_weights = self.model.get_weights()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.failed_epoch = self._epoch + 1  # 1-based for people
+            self.model.set_weights(self._good_weights)
+            self.model.stop_training = True
+
+
+def build_model(config, image_shape):
+    """The VAE a config describes, compiled with Adam(learning_rate)."""
+    model = VAE(input_shape=image_shape, latent_dim=config.latent_dim,
+                likelihood=config.likelihood, architecture=config.architecture,
+                hidden_units=config.hidden_units, activation=config.activation,
+                kl_weight=config.kl_weight)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  jit_compile=config.jit_compile)
+    return model
+
+
+def load_splits(config):
+    """The train / validation / test pipelines of a config."""
+    return data_module.make_splits(
+        config.dataset, config.data_dir, batch_size=config.batch_size,
+        binarized=config.likelihood == "bernoulli",
+        validation_fraction=config.validation_fraction, seed=config.seed)
+
+
+def partial_dir(run_dir):
+    run_dir = pathlib.Path(run_dir)
+    return run_dir.with_name(run_dir.name + PARTIAL_SUFFIX)
+
+
+def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
+    """Chooses where this run trains and checks that nothing is lost; returns that folder.
+
+    - new run, ``run_dir`` absent: a fresh ``.partial`` folder;
+    - ``resume``: the existing ``.partial`` folder, whose config must match;
+    - ``run_dir`` exists: an error unless ``overwrite`` (the old run is replaced at the end).
+    """
+    run_dir = pathlib.Path(run_dir)
+    working = partial_dir(run_dir)
+    if resume:
+        if not (working / "config.json").exists():
+            if (run_dir / "model.keras").exists():
+                raise RunError(f"{run_dir} is already a complete run; nothing to resume. "
+                               f"Use --overwrite to train it again.")
+            raise RunError(f"No interrupted run to resume at {working}; start one without "
+                           f"--resume.")
+        saved = json.loads((working / "config.json").read_text())["train"]
+        if saved != config.to_json():
+            changed = sorted(k for k in saved if saved[k] != config.to_json().get(k))
+            raise RunError(f"--resume needs the same options as the interrupted run; "
+                           f"these differ: {', '.join(changed)}.")
+        return working
+    if run_dir.exists() and not overwrite:
+        raise RunError(f"{run_dir} already exists; pass --resume to continue an interrupted "
+                       f"run or --overwrite to replace it.")
+    if working.exists():
+        if not overwrite:
+            raise RunError(f"An interrupted run exists at {working}; pass --resume to continue "
+                           f"it or --overwrite to start again.")
+        shutil.rmtree(working)
+    working.mkdir(parents=True)
+    return working
+
+
+def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=()):
+    """Trains the VAE of ``config`` into ``run_dir``; returns the test metrics (nats).
+
+    Raises RunError, data.DataError or ValueError for unusable input before training starts,
+    and TrainingDiverged (after saving the last good weights in the .partial folder) when
+    the loss becomes non-finite.
+    """
+    run_dir = pathlib.Path(run_dir)
+    splits = load_splits(config)
+    working = prepare_run_dir(config, run_dir, resume=resume, overwrite=overwrite)
+    write_json_atomically(working / "config.json", {
+        "train": config.to_json(), "versions": versions(),
+        "data": {"image_shape": list(splits.image_shape), "num_train": splits.num_train,
+                 "num_validation": splits.num_validation, "num_test": splits.num_test}})
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, splits.image_shape)
+    guard = StopOnNonFiniteLoss()
+    model.fit(
+        splits.train, validation_data=splits.validation if splits.num_validation else None,
+        epochs=config.epochs, verbose=verbose, shuffle=False,  # the pipeline shuffles
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(working / "backup"), double_checkpoint=True),
+            HistoryWriter(working / "history.csv"),
+            keras.callbacks.TensorBoard(str(working / "logs"), write_graph=False,
+                                        profile_batch=0),
+            guard, *callbacks,
+        ])
+    if guard.failed_epoch is not None:
+        model.save(working / "last_good.keras")
+        raise TrainingDiverged(
+            f"The loss became NaN or infinite in epoch {guard.failed_epoch}; the weights of "
+            f"the last good epoch are in {working / 'last_good.keras'}. Lower the learning "
+            f"rate and start again.")
+    model.save(working / "model.keras")
+    metrics = model.evaluate(splits.test, return_dict=True, verbose=0)
+    shutil.rmtree(working / "backup", ignore_errors=True)
+    finish_run(working, run_dir)
+    return metrics
+
+
+def finish_run(working, run_dir):
+    """Moves a complete run into place, replacing (and only then deleting) an older one."""
+    old = run_dir.with_name(run_dir.name + ".old")
+    if run_dir.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(run_dir, old)
+    os.replace(working, run_dir)
+    if old.exists():
+        shutil.rmtree(old)

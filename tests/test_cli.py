@@ -1,0 +1,290 @@
+"""The kvae command line: bad input gives one line and a non-zero status; the commands work
+end to end on a small real slice of MNIST; Ctrl-C and SIGKILL leave a resumable run."""
+
+import csv
+import gzip
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_vae import data
+from keras_vae.cli.main import main
+from tests.helpers import mnist_dir
+from tests.test_data import _idx_bytes, write_idx_folder
+
+
+def run_kvae(monkeypatch, capsys, *arguments):
+    """Runs ``kvae ARGUMENTS`` in this process through the real entry point; returns
+    (exit status, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["kvae", *map(str, arguments)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def assert_one_line_error(status, err, pattern):
+    assert status != 0
+    lines = [line for line in err.splitlines() if line.strip() and
+             not line.startswith("Warning:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in err
+    import re
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.fixture()
+def synthetic_idx(tmp_path):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx_folder(folder, num_train=60, num_test=20, size=8)
+    return folder
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("arguments, pattern", [
+    (["fit", "--epochs", "-1"], "Invalid value for '--epochs': -1 is not in the range x>=1"),
+    (["fit", "--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range"),
+    (["fit", "--likelihood", "poisson"], "Invalid value for '--likelihood'"),
+    (["fit", "--hidden-units", "200,x"], "not a comma-separated list of integers"),
+    (["fit", "--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+    (["sample", "no/such/run"], "no/such/run does not exist: give a run directory or a "
+                                ".keras file"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+])
+def test_bad_arguments_give_one_line(arguments, pattern, monkeypatch, capsys):
+    status, _, err = run_kvae(monkeypatch, capsys, *arguments)
+    assert_one_line_error(status, err, pattern)
+
+
+def test_unknown_dataset_name(monkeypatch, capsys, tmp_path):
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--dataset", "no_such_dataset_xyz",
+                              "--output", tmp_path / "run")
+    assert_one_line_error(status, err, "Unknown dataset 'no_such_dataset_xyz'")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_missing_idx_file(monkeypatch, capsys, synthetic_idx, tmp_path):
+    (synthetic_idx / "t10k-images-idx3-ubyte.gz").unlink()
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", synthetic_idx,
+                              "--output", tmp_path / "run")
+    assert_one_line_error(status, err, "has no t10k-images-idx3-ubyte")
+
+
+def test_corrupt_idx_file(monkeypatch, capsys, synthetic_idx, tmp_path):
+    (synthetic_idx / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"garbage!"))
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", synthetic_idx,
+                              "--output", tmp_path / "run")
+    assert_one_line_error(status, err, "train-images-idx3-ubyte.gz is not an IDX file")
+
+
+def test_unreadable_image_folder(monkeypatch, capsys, tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"\x89PNG broken")
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", tmp_path / "images",
+                              "--output", tmp_path / "run")
+    assert_one_line_error(status, err, "Cannot decode .*a.png as an image")
+
+
+def test_path_that_is_not_a_run(monkeypatch, capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    status, _, err = run_kvae(monkeypatch, capsys, "info", tmp_path)
+    assert_one_line_error(status, err, "is not a run directory \\(it has no model.keras\\)")
+    status, _, err = run_kvae(monkeypatch, capsys, "info", tmp_path / "notes.txt")
+    assert_one_line_error(status, err, "is not a run: give a run directory or a .keras file")
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    status, _, err = run_kvae(monkeypatch, capsys, "info", tmp_path / "broken.keras")
+    assert_one_line_error(status, err, "Cannot load .*broken.keras")
+
+
+def test_every_command_has_help_with_examples(monkeypatch, capsys):
+    for command in ("fit", "evaluate", "sample", "reconstruct", "interpolate", "latent-plot",
+                    "info"):
+        status, out, _ = run_kvae(monkeypatch, capsys, command, "--help")
+        assert status == 0 and "Examples:" in out and f"kvae {command}" in out
+
+
+# ---------------------------------------------------------------- runs on synthetic data
+
+
+def _fit_arguments(data_dir, output, *extra):
+    return ["fit", "--dataset", "custom", "--data-dir", data_dir, "--hidden-units", "16",
+            "--latent-dim", "2", "--batch-size", "10", "--output", output, *extra]
+
+
+def test_existing_output_is_never_overwritten_silently(monkeypatch, capsys, synthetic_idx,
+                                                       tmp_path):
+    output = tmp_path / "run"
+    status, out, err = run_kvae(monkeypatch, capsys,
+                                *_fit_arguments(synthetic_idx, output, "--epochs", "1"))
+    assert status == 0, err
+    assert "test set, nats per example" in out
+    first_model = (output / "model.keras").read_bytes()
+
+    status, _, err = run_kvae(monkeypatch, capsys,
+                              *_fit_arguments(synthetic_idx, output, "--epochs", "1"))
+    assert_one_line_error(status, err, "already exists; pass --resume .* or --overwrite")
+    assert (output / "model.keras").read_bytes() == first_model
+
+    status, _, err = run_kvae(monkeypatch, capsys, *_fit_arguments(
+        synthetic_idx, output, "--epochs", "1", "--seed", "1", "--overwrite"))
+    assert status == 0, err
+    assert (output / "model.keras").read_bytes() != first_model
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "run"]
+
+
+# ---------------------------------------------------------------- end to end on real MNIST
+
+
+@pytest.fixture(scope="module")
+def mnist_slice(tmp_path_factory):
+    """The first 2,000 training and 500 test images of the real MNIST, as IDX files."""
+    source = mnist_dir()
+    if source is None:
+        pytest.skip("MNIST not found in ../shared/data/mnist (set KVAE_MNIST_DIR)")
+    splits = data.load_idx_folder(source)
+    folder = tmp_path_factory.mktemp("mnist_slice")
+    sizes = {"train": 2000, "test": 500}
+    for (split, kind), stem in data.IDX_FILES.items():
+        array = splits[split][0][..., 0] if kind == "images" else splits[split][1]
+        (folder / (stem + ".gz")).write_bytes(gzip.compress(_idx_bytes(array[:sizes[split]])))
+    return folder
+
+
+def _png_size(path):
+    with Image.open(path) as picture:
+        picture.load()
+        return picture.size
+
+
+def _grid_size(rows, columns, cell=28, padding=2, scale=2):
+    return ((columns * (cell + padding) + padding) * scale,
+            (rows * (cell + padding) + padding) * scale)
+
+
+@pytest.mark.integration
+def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    status, out, err = run_kvae(
+        monkeypatch, capsys, "fit", "--dataset", "mnist", "--data-dir", mnist_slice,
+        "--epochs", "1", "--latent-dim", "8", "--hidden-units", "64", "--output", run)
+    assert status == 0, err
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
+                                                      "model.keras"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["latent_dim"] == 8 and config["train"]["hidden_units"] == [64]
+    assert {"tensorflow", "keras", "keras_vae", "tensorflow_probability"} <= set(
+        config["versions"])
+    assert any((run / "logs" / "train").iterdir())
+
+    status, out, err = run_kvae(monkeypatch, capsys, "evaluate", run)
+    assert status == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    # One epoch on 1,833 images: far from trained, but far better than 784 coin flips.
+    assert 100 < -metrics["elbo"] < 543
+    np.testing.assert_allclose(-metrics["elbo"], metrics["reconstruction"] + metrics["kl"],
+                               rtol=1e-5)
+    assert f"{-metrics['elbo']:.3f}" in out.replace("-", "")
+
+    pictures = {
+        "sample": (["--num", "64", "--seed", "0"], _grid_size(8, 8)),
+        "reconstruct": (["--num", "16"], _grid_size(2, 16)),
+        "interpolate": (["--steps", "10", "--pairs", "4"], _grid_size(4, 10)),
+        "latent-plot": (["--num", "300"], (680, 600)),
+    }
+    for command, (options, size) in pictures.items():
+        out_path = tmp_path / f"{command}.png"
+        status, _, err = run_kvae(monkeypatch, capsys, command, run, *options, "--out", out_path)
+        assert status == 0, (command, err)
+        assert _png_size(out_path) == size, command
+
+    status, out, _ = run_kvae(monkeypatch, capsys, "info", run)
+    assert status == 0
+    model = keras.models.load_model(run / "model.keras")
+    assert f"{model.count_params():,} parameters" in out and "elbo" in out
+
+
+# ---------------------------------------------------------------- interruption and resume
+
+
+def _history_epochs(path):
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _start(arguments, cwd):
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "keras_vae.cli", *map(str, arguments)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=environment)
+
+
+def _interrupt_after_epochs(process, history, num_epochs, send, timeout=300):
+    """Waits until ``history`` holds ``num_epochs`` rows, then sends ``send`` to the process."""
+    deadline = time.monotonic() + timeout
+    try:
+        while len(_history_epochs(history)) < num_epochs:
+            if process.poll() is not None:
+                pytest.fail(f"kvae ended before it could be interrupted: "
+                            f"{process.communicate()[1][-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("kvae did not complete an epoch in time")
+            time.sleep(0.1)
+        process.send_signal(send)
+        return process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.integration
+def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(synthetic_idx, tmp_path):
+    run = tmp_path / "run"
+    partial = tmp_path / "run.partial"
+    # 600 examples in batches of 2: a few seconds an epoch, long enough to interrupt.
+    write_idx_folder(synthetic_idx, num_train=600, num_test=20, size=8)
+    arguments = ["fit", "--dataset", "custom", "--data-dir", synthetic_idx, "--hidden-units",
+                 "16", "--latent-dim", "2", "--batch-size", "2", "--epochs", "6",
+                 "--output", run]
+
+    _, err = _interrupt_after_epochs(_start(arguments, tmp_path), partial / "history.csv", 1,
+                                     signal.SIGINT)
+    assert "Error: Interrupted." in err and "--resume" in err and "Traceback" not in err
+    assert not run.exists() and (partial / "backup").exists()
+
+    done = len(_history_epochs(partial / "history.csv"))
+    _interrupt_after_epochs(_start([*arguments, "--resume"], tmp_path),
+                            partial / "history.csv", done + 1, signal.SIGKILL)
+    assert not run.exists()
+
+    finished = subprocess.run([sys.executable, "-m", "keras_vae.cli", *map(str, arguments),
+                               "--resume"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3, 4, 5]
+    assert not partial.exists() and not (run / "backup").exists()
+    keras.models.load_model(run / "model.keras")
+
+
+def test_console_script_reports_bad_input_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "keras_vae.cli", "fit", "--batch-size", "0"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: Invalid value for "
+                                                              "'--batch-size'")
+    assert "Traceback" not in result.stderr
