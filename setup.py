@@ -24,6 +24,7 @@ setup(
         "tensorflow>=2.16",
         "tensorflow-probability[tf]>=0.24",
         "tensorflow-datasets>=4.9",
+        "importlib_resources",  # TFDS 4.9 imports it to prepare datasets, without declaring it
         "keras>=3.0",
         "click>=8.0",
         "tensorboard",

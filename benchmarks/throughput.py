@@ -2,6 +2,7 @@
 matmul measured in the same run.
 
     python benchmarks/throughput.py [--batch-sizes 100,500] [--seconds 20] [--repeats 3]
+                                    [--data-dir ../shared/data/mnist]
 
 For each batch size and each setting of XLA (``compile(jit_compile=...)``) it trains on
 in-memory binary images and prints training examples/s, the achieved GFLOP/s and that as a
@@ -10,6 +11,11 @@ forward = 2 * sum(fan_in * fan_out) over the dense layers, and a training step c
 the forward pass (forward, gradient with respect to activations, and to weights), which gives
 8.15 MFLOP per example for this model. Element-wise work (activations, sampling, log-probs)
 is not counted, so the fraction is a lower bound on how busy the machine is.
+
+With ``--data-dir`` (MNIST IDX files) it also compares, at batch 100 without XLA, the real
+input pipeline of ``kvae fit`` (``data.make_splits``: shuffling, dynamic binarisation,
+prefetch) with the same number of pre-binarised images held as in-memory tensors: equal
+rates mean the input never starves training.
 
 Timings are medians over ``--repeats`` timed windows taken after a warm-up (tracing, XLA
 compilation): the machines here are shared and noisy, so compare figures from one run.
@@ -54,14 +60,21 @@ def matmul_gflops(size=2048, seconds=5.0):
     return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
 
 
-def training_examples_per_second(batch_size, jit_compile, seconds, repeats):
-    """Median examples/s of model.fit on in-memory data over ``repeats`` timed windows."""
+def in_memory_batches(images, batch_size):
+    """Images held as tensors, batched, cached and repeated: the input costs nothing."""
+    dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32"))
+    return dataset.batch(batch_size, drop_remainder=True).cache().repeat().prefetch(2)
+
+
+def training_examples_per_second(batch_size, jit_compile, seconds, repeats, dataset=None):
+    """Median examples/s of model.fit over ``repeats`` timed windows; the data are random
+    binary images in memory unless a (repeating) ``dataset`` of batches is given."""
     keras.utils.set_random_seed(0)
     model = kv.VAE(input_shape=(28, 28, 1), latent_dim=LATENT_DIM, hidden_units=HIDDEN)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
-    images = (np.random.default_rng(0).random((10 * batch_size, 28, 28, 1)) > 0.5)
-    dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32"))
-    dataset = dataset.batch(batch_size, drop_remainder=True).cache().repeat().prefetch(2)
+    if dataset is None:
+        images = np.random.default_rng(0).random((10 * batch_size, 28, 28, 1)) > 0.5
+        dataset = in_memory_batches(images, batch_size)
 
     model.fit(dataset, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)  # trace, compile
     start = time.perf_counter()
@@ -82,6 +95,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="timed seconds per configuration (split over the repeats)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST IDX folder: also compare the real pipeline with tensors")
     args = parser.parse_args()
 
     flops = training_flops_per_example()
@@ -99,6 +114,24 @@ def main():
             achieved = rate * flops / 1e9
             print(f"| {batch_size} | {'on' if jit_compile else 'off'} | {rate:,.0f} | "
                   f"{achieved:.1f} | {achieved / roofline:.2f} |", flush=True)
+    if args.data_dir:
+        compare_input_pipeline(args.data_dir, args.seconds, args.repeats)
+
+
+def compare_input_pipeline(data_dir, seconds, repeats, batch_size=100):
+    """Steps/s with kvae fit's MNIST pipeline vs the same images as in-memory tensors."""
+    from keras_vae import data
+
+    splits = data.make_splits("mnist", data_dir, batch_size=batch_size)
+    images = np.concatenate([batch.numpy() for batch in splits.train.take(100)])
+    sources = {"real pipeline (shuffle, dynamic binarisation, prefetch)": splits.train.repeat(),
+               "in-memory tensors": in_memory_batches(images, batch_size)}
+    print(f"\ninput pipeline, batch {batch_size}, XLA off:")
+    print("| input | steps/s |")
+    print("|---|---:|")
+    for name, dataset in sources.items():
+        rate = training_examples_per_second(batch_size, False, seconds, repeats, dataset)
+        print(f"| {name} | {rate / batch_size:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import dataclasses
 import gzip
 import hashlib
 import logging
-import os
 import pathlib
 import warnings
 
@@ -206,14 +205,17 @@ def load_tfds(name, data_dir=None):
     try:
         builder.download_and_prepare()
     except Exception as error:  # noqa: BLE001 - TFDS raises many types for network failures
-        raise DataError(f"Cannot download {name!r} with TFDS ({type(error).__name__}); on an "
-                        f"offline machine pass --data-dir with a local copy (for example the "
-                        f"MNIST IDX files).") from None
+        cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        raise DataError(f"Cannot download or prepare {name!r} with TFDS ({cause.rstrip(': ')})"
+                        f"; on an offline machine pass --data-dir with a local copy (for "
+                        f"example the MNIST IDX files).") from None
     splits = {}
     for split in ("train", "test"):
-        if split not in builder.info.splits:
-            raise DataError(f"TFDS dataset {name!r} has no {split!r} split.")
-        arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        try:
+            arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        except (KeyError, ValueError) as error:
+            raise DataError(f"TFDS dataset {name!r} has no usable {split!r} split "
+                            f"({str(error).splitlines()[0]}).") from None
         labels = arrays.get("label")
         splits[split] = (_as_image_array(arrays["image"], f"{name} {split}"),
                          None if labels is None else labels.astype(np.int64))

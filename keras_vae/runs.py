@@ -42,7 +42,7 @@ class Run:
 
 def load_run(path):
     """Loads RUN (a run directory or a .keras file); RunError if it is neither."""
-    import keras_vae  # noqa: F401 - registers the classes that .keras files name
+    import keras_vae.model  # noqa: F401 - registers the classes that .keras files name
 
     path = pathlib.Path(path)
     if path.is_dir():

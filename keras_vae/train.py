@@ -229,8 +229,10 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
         splits.train, validation_data=splits.validation if splits.num_validation else None,
         epochs=config.epochs, verbose=verbose, shuffle=False,  # the pipeline shuffles
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(working / "backup"), double_checkpoint=True),
+            # History before the checkpoint: a kill between the two then repeats the epoch
+            # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
             HistoryWriter(working / "history.csv"),
+            keras.callbacks.BackupAndRestore(str(working / "backup"), double_checkpoint=True),
             keras.callbacks.TensorBoard(str(working / "logs"), write_graph=False,
                                         profile_batch=0),
             guard, *callbacks,

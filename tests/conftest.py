@@ -9,7 +9,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -19,7 +18,7 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 
-from tests.helpers import prototype_images  # noqa: E402
+from tests.helpers import prototype_images, write_idx_folder  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +34,12 @@ def structured_data():
     train, _ = prototype_images(2000, seed=1)
     test, _ = prototype_images(500, seed=2)
     return train, test
+
+
+@pytest.fixture()
+def idx_folder(tmp_path):
+    """A folder of four MNIST-named IDX files: 60 train and 20 test random 8x8 images."""
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx_folder(folder, num_train=60, num_test=20, size=8)
+    return folder

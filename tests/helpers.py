@@ -1,5 +1,6 @@
 """Helpers shared by the tests: small data they make, and comparisons."""
 
+import gzip
 import os
 import pathlib
 
@@ -33,3 +34,29 @@ def max_abs_difference(first, second):
     assert len(first) == len(second)
     return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                for a, b in zip(first, second))
+
+
+def idx_bytes(array):
+    """IDX encoding of a uint8 array: magic 0 0 8 ndim, big-endian sizes, then the bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_folder(folder, num_train=30, num_test=10, size=6, gzipped=True, seed=0):
+    """Four MNIST-named IDX files of random images; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    from keras_vae import data
+
+    for (split, kind), stem in data.IDX_FILES.items():
+        count = num_train if split == "train" else num_test
+        array = (rng.integers(0, 256, (count, size, size)) if kind == "images"
+                 else rng.integers(0, 10, count))
+        arrays[(split, kind)] = array
+        payload = idx_bytes(array)
+        if gzipped:
+            (folder / (stem + ".gz")).write_bytes(gzip.compress(payload))
+        else:
+            (folder / stem).write_bytes(payload)
+    return arrays

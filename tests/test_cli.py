@@ -5,7 +5,7 @@ import csv
 import gzip
 import json
 import os
-import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -18,8 +18,7 @@ from PIL import Image
 
 from keras_vae import data
 from keras_vae.cli.main import main
-from tests.helpers import mnist_dir
-from tests.test_data import _idx_bytes, write_idx_folder
+from tests.helpers import idx_bytes, mnist_dir, write_idx_folder
 
 
 def run_kvae(monkeypatch, capsys, *arguments):
@@ -39,16 +38,7 @@ def assert_one_line_error(status, err, pattern):
     assert len(lines) == 1, err
     assert lines[0].startswith("Error: ")
     assert "Traceback" not in err
-    import re
     assert re.search(pattern, lines[0]), lines[0]
-
-
-@pytest.fixture()
-def synthetic_idx(tmp_path):
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    write_idx_folder(folder, num_train=60, num_test=20, size=8)
-    return folder
 
 
 # ---------------------------------------------------------------- bad input
@@ -76,16 +66,16 @@ def test_unknown_dataset_name(monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
 
 
-def test_missing_idx_file(monkeypatch, capsys, synthetic_idx, tmp_path):
-    (synthetic_idx / "t10k-images-idx3-ubyte.gz").unlink()
-    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", synthetic_idx,
+def test_missing_idx_file(monkeypatch, capsys, idx_folder, tmp_path):
+    (idx_folder / "t10k-images-idx3-ubyte.gz").unlink()
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", idx_folder,
                               "--output", tmp_path / "run")
     assert_one_line_error(status, err, "has no t10k-images-idx3-ubyte")
 
 
-def test_corrupt_idx_file(monkeypatch, capsys, synthetic_idx, tmp_path):
-    (synthetic_idx / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"garbage!"))
-    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", synthetic_idx,
+def test_corrupt_idx_file(monkeypatch, capsys, idx_folder, tmp_path):
+    (idx_folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"garbage!"))
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--data-dir", idx_folder,
                               "--output", tmp_path / "run")
     assert_one_line_error(status, err, "train-images-idx3-ubyte.gz is not an IDX file")
 
@@ -124,22 +114,22 @@ def _fit_arguments(data_dir, output, *extra):
             "--latent-dim", "2", "--batch-size", "10", "--output", output, *extra]
 
 
-def test_existing_output_is_never_overwritten_silently(monkeypatch, capsys, synthetic_idx,
+def test_existing_output_is_never_overwritten_silently(monkeypatch, capsys, idx_folder,
                                                        tmp_path):
     output = tmp_path / "run"
     status, out, err = run_kvae(monkeypatch, capsys,
-                                *_fit_arguments(synthetic_idx, output, "--epochs", "1"))
+                                *_fit_arguments(idx_folder, output, "--epochs", "1"))
     assert status == 0, err
     assert "test set, nats per example" in out
     first_model = (output / "model.keras").read_bytes()
 
     status, _, err = run_kvae(monkeypatch, capsys,
-                              *_fit_arguments(synthetic_idx, output, "--epochs", "1"))
+                              *_fit_arguments(idx_folder, output, "--epochs", "1"))
     assert_one_line_error(status, err, "already exists; pass --resume .* or --overwrite")
     assert (output / "model.keras").read_bytes() == first_model
 
     status, _, err = run_kvae(monkeypatch, capsys, *_fit_arguments(
-        synthetic_idx, output, "--epochs", "1", "--seed", "1", "--overwrite"))
+        idx_folder, output, "--epochs", "1", "--seed", "1", "--overwrite"))
     assert status == 0, err
     assert (output / "model.keras").read_bytes() != first_model
     assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "run"]
@@ -159,7 +149,7 @@ def mnist_slice(tmp_path_factory):
     sizes = {"train": 2000, "test": 500}
     for (split, kind), stem in data.IDX_FILES.items():
         array = splits[split][0][..., 0] if kind == "images" else splits[split][1]
-        (folder / (stem + ".gz")).write_bytes(gzip.compress(_idx_bytes(array[:sizes[split]])))
+        (folder / (stem + ".gz")).write_bytes(gzip.compress(idx_bytes(array[:sizes[split]])))
     return folder
 
 
@@ -197,6 +187,8 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
     np.testing.assert_allclose(-metrics["elbo"], metrics["reconstruction"] + metrics["kl"],
                                rtol=1e-5)
     assert f"{-metrics['elbo']:.3f}" in out.replace("-", "")
+    run_kvae(monkeypatch, capsys, "evaluate", run)  # fixed binarisation, saved noise stream
+    assert json.loads((run / "metrics.json").read_text()) == metrics
 
     pictures = {
         "sample": (["--num", "64", "--seed", "0"], _grid_size(8, 8)),
@@ -253,13 +245,13 @@ def _interrupt_after_epochs(process, history, num_epochs, send, timeout=300):
 
 
 @pytest.mark.integration
-def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(synthetic_idx, tmp_path):
+def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(idx_folder, tmp_path):
     run = tmp_path / "run"
     partial = tmp_path / "run.partial"
-    # 600 examples in batches of 2: a few seconds an epoch, long enough to interrupt.
-    write_idx_folder(synthetic_idx, num_train=600, num_test=20, size=8)
-    arguments = ["fit", "--dataset", "custom", "--data-dir", synthetic_idx, "--hidden-units",
-                 "16", "--latent-dim", "2", "--batch-size", "2", "--epochs", "6",
+    # 400 examples in batches of 2: a few seconds an epoch, long enough to interrupt.
+    write_idx_folder(idx_folder, num_train=400, num_test=20, size=8)
+    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
+                 "16", "--latent-dim", "2", "--batch-size", "2", "--epochs", "4",
                  "--output", run]
 
     _, err = _interrupt_after_epochs(_start(arguments, tmp_path), partial / "history.csv", 1,
@@ -276,7 +268,7 @@ def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(synthetic_id
                                "--resume"], cwd=tmp_path, capture_output=True, text=True,
                               timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
-    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3, 4, 5]
+    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
     assert not partial.exists() and not (run / "backup").exists()
     keras.models.load_model(run / "model.keras")
 

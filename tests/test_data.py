@@ -10,31 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_vae import data
-from tests.helpers import mnist_dir
-
-
-def _idx_bytes(array):
-    """IDX encoding of a uint8 array: magic 0 0 8 ndim, big-endian sizes, then the bytes."""
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_idx_folder(folder, num_train=30, num_test=10, size=6, gzipped=True, seed=0):
-    """Four MNIST-named IDX files of random images; returns the arrays written."""
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for (split, kind), stem in data.IDX_FILES.items():
-        count = num_train if split == "train" else num_test
-        array = (rng.integers(0, 256, (count, size, size)) if kind == "images"
-                 else rng.integers(0, 10, count))
-        arrays[(split, kind)] = array
-        payload = _idx_bytes(array)
-        if gzipped:
-            (folder / (stem + ".gz")).write_bytes(gzip.compress(payload))
-        else:
-            (folder / stem).write_bytes(payload)
-    return arrays
+from tests.helpers import idx_bytes, mnist_dir, write_idx_folder
 
 
 @pytest.mark.parametrize("gzipped", [True, False])
@@ -74,7 +50,7 @@ def test_missing_idx_file_lists_the_four_expected_files(tmp_path):
 def test_images_and_labels_of_different_lengths_fail(tmp_path):
     write_idx_folder(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(
-        gzip.compress(_idx_bytes(np.zeros(3, np.uint8))))
+        gzip.compress(idx_bytes(np.zeros(3, np.uint8))))
     with pytest.raises(data.DataError, match="do not match labels"):
         data.load_idx_folder(tmp_path)
 
@@ -149,8 +125,9 @@ def test_tfds_download_failure_says_to_pass_data_dir(tmp_path, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
-    with pytest.raises(data.DataError, match="Cannot download 'mnist' with TFDS "
-                                             r"\(ConnectionError\); .* pass --data-dir"):
+    with pytest.raises(data.DataError, match="Cannot download or prepare 'mnist' with TFDS "
+                                             r"\(ConnectionError: no network\); .* pass "
+                                             "--data-dir"):
         data.load_tfds("mnist", data_dir=str(tmp_path))
 
 
@@ -216,3 +193,32 @@ def test_binarize_matches_a_threshold_on_uniform_draws():
     seed = tf.constant([1, 2], tf.int64)
     uniform = tf.random.stateless_uniform([1, 4], seed=seed).numpy()
     np.testing.assert_array_equal(data.binarize(images, seed), (uniform < images).numpy())
+
+
+def test_tfds_image_dataset_prepared_locally_loads_by_name(tmp_path):
+    # A TFDS builder defined here and prepared offline: the same code path as mnist or
+    # cifar10 once TFDS has their files, with no network.
+    import tensorflow_datasets as tfds
+
+    class KvaeTinyImages(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(4, 4, 1)),
+                "label": tfds.features.ClassLabel(num_classes=3)}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(10), "test": self._generate_examples(4)}
+
+        def _generate_examples(self, count):
+            for i in range(count):
+                yield i, {"image": np.full((4, 4, 1), 20 * i, np.uint8), "label": i % 3}
+
+    splits = data.load_tfds("kvae_tiny_images", data_dir=str(tmp_path))
+    assert splits["train"][0].shape == (10, 4, 4, 1) and splits["test"][0].shape == (4, 4, 4, 1)
+    assert sorted(splits["test"][0][:, 0, 0, 0].tolist()) == [0, 20, 40, 60]
+    assert sorted(splits["test"][1].tolist()) == [0, 0, 1, 2]
+    # A prepared TFDS folder is also recognised as a --data-dir.
+    again = data.load_arrays("kvae_tiny_images", tmp_path)
+    np.testing.assert_array_equal(np.sort(again["train"][1]), np.sort(splits["train"][1]))

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_vae as kv
-from tests.helpers import max_abs_difference, prototype_images
+from tests.helpers import max_abs_difference
 
 
 def _tiny_vae(**kwargs):

@@ -1,0 +1,114 @@
+"""train.fit and its run directory: atomic completion, resume rules, history written once per
+epoch, a NaN loss stopping with the last good weights."""
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_vae import train
+
+
+def _config(data_dir, **overrides):
+    options = dict(dataset="custom", data_dir=str(data_dir), hidden_units=(16,), latent_dim=2,
+                   batch_size=10, epochs=2)
+    options.update(overrides)
+    return train.TrainConfig(**options)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_fit_writes_a_complete_run_and_returns_test_metrics(idx_folder, tmp_path):
+    run = tmp_path / "run"
+    metrics = train.fit(_config(idx_folder), run, verbose=0)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
+                                                      "model.keras"]
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [0, 1]
+    assert {"loss", "elbo", "reconstruction", "kl", "val_elbo"} <= set(
+        _rows(run / "history.csv")[0])
+    record = json.loads((run / "config.json").read_text())
+    assert train.TrainConfig.from_json(record["train"]) == _config(idx_folder)
+    assert record["data"]["num_train"] + record["data"]["num_validation"] == 60
+    np.testing.assert_allclose(metrics["loss"], -metrics["elbo"], rtol=1e-6)
+    assert not train.partial_dir(run).exists()
+
+
+def test_history_writer_keeps_each_epoch_once_across_a_resume(tmp_path):
+    path = tmp_path / "history.csv"
+    writer = train.HistoryWriter(path)
+    for epoch in range(3):  # epochs 0-2 written; suppose only 0-1 were checkpointed
+        writer.on_epoch_begin(epoch)
+        writer.on_epoch_end(epoch, {"loss": float(epoch)})
+    resumed = train.HistoryWriter(path)
+    for epoch in (2, 3):
+        resumed.on_epoch_begin(epoch)
+        resumed.on_epoch_end(epoch, {"loss": 10.0 + epoch})
+    assert [(int(r["epoch"]), float(r["loss"])) for r in _rows(path)] == [
+        (0, 0.0), (1, 1.0), (2, 12.0), (3, 13.0)]
+
+
+def test_resume_needs_an_interrupted_run_with_the_same_options(idx_folder, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(train.RunError, match="No interrupted run to resume"):
+        train.prepare_run_dir(_config(idx_folder), run, resume=True)
+    working = train.prepare_run_dir(_config(idx_folder), run)
+    train.write_json_atomically(working / "config.json",
+                                {"train": _config(idx_folder).to_json()})
+    with pytest.raises(train.RunError, match="these differ: latent_dim"):
+        train.prepare_run_dir(_config(idx_folder, latent_dim=3), run, resume=True)
+    assert train.prepare_run_dir(_config(idx_folder), run, resume=True) == working
+    with pytest.raises(train.RunError, match="An interrupted run exists"):
+        train.prepare_run_dir(_config(idx_folder), run)
+
+
+def test_a_complete_run_cannot_be_resumed(idx_folder, tmp_path):
+    run = tmp_path / "run"
+    train.fit(_config(idx_folder, epochs=1), run, verbose=0)
+    with pytest.raises(train.RunError, match="already a complete run; nothing to resume"):
+        train.fit(_config(idx_folder, epochs=1), run, resume=True, verbose=0)
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    """Sets the encoder's head bias to NaN at the start of the given (0-based) epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.good = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.good = [w.copy() for w in self.model.get_weights()]
+            bias = self.model.encoder.head.bias
+            bias.assign(np.full(bias.shape, np.nan, np.float32))
+
+
+def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_folder, tmp_path):
+    run = tmp_path / "run"
+    poison = _PoisonWeights(epoch=1)
+    with pytest.raises(train.TrainingDiverged, match="NaN or infinite in epoch 2; the weights "
+                                                     "of the last good epoch are in"):
+        train.fit(_config(idx_folder, epochs=3), run, verbose=0, callbacks=[poison])
+    assert not run.exists()
+    kept = keras.models.load_model(train.partial_dir(run) / "last_good.keras")
+    weights = kept.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    for saved, good in zip(weights, poison.good):
+        if saved.dtype.kind == "f":
+            np.testing.assert_array_equal(saved, good)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, "epochs must be a positive integer; received 0"),
+    ("batch_size", -5, "batch_size must be a positive integer; received -5"),
+    ("learning_rate", 0.0, "learning_rate must be a positive number"),
+    ("likelihood", "laplace", "Unknown likelihood 'laplace'"),
+])
+def test_config_rejects_bad_values(field, value, message, idx_folder):
+    with pytest.raises(ValueError, match=message):
+        _config(idx_folder, **{field: value})
