@@ -170,6 +170,7 @@ def load_splits(config):
 
 
 def partial_dir(run_dir):
+    """Where ``run_dir`` lives while it trains: ``<run_dir>.partial`` beside it."""
     run_dir = pathlib.Path(run_dir)
     return run_dir.with_name(run_dir.name + PARTIAL_SUFFIX)
 
