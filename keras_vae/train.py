@@ -3,8 +3,9 @@
 A run is written to ``<run_dir>.partial/`` while it trains and renamed to ``run_dir`` only
 when complete, so ``run_dir`` always holds either nothing or a finished run, and an existing
 run is replaced (with ``overwrite``) only once its successor is complete. A crash or Ctrl-C
-leaves the ``.partial`` folder with a ``BackupAndRestore`` checkpoint of the last completed
-epoch (weights, optimizer state and the model's noise stream); ``resume`` continues from it.
+leaves the ``.partial`` folder with a checkpoint of the last completed epoch (weights,
+optimizer state and the model's noise stream, see ``EpochCheckpoint``); ``resume`` continues
+from it.
 
 Layout of a run (DESIGN.md): config.json, model.keras, history.csv, backup/ (while
 training), logs/ (TensorBoard).
@@ -129,6 +130,49 @@ class HistoryWriter(keras.callbacks.Callback):
             return list(csv.DictReader(f))
 
 
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Weights, optimizer state and the noise stream after every epoch, crash-safe.
+
+    Each checkpoint is a folder ``epoch-NNNNNN/`` holding ``checkpoint.weights.h5`` and,
+    written last and atomically, ``state.json``; only folders with a ``state.json`` count, and
+    older ones are deleted once a newer one is complete. A kill at any instant (even while
+    the weights file is half written) therefore leaves the previous complete checkpoint.
+    Keras' BackupAndRestore cannot promise that: a checkpoint interrupted mid-write fails to
+    load on resume (seen here with SIGINT; its fallback only catches OSError).
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+
+    def latest(self):
+        """The newest complete checkpoint folder, or None."""
+        complete = sorted(p for p in self.directory.glob("epoch-*")
+                          if (p / "state.json").exists())
+        return complete[-1] if complete else None
+
+    def restore(self, model):
+        """Loads the newest complete checkpoint into ``model``; returns the epochs it holds."""
+        latest = self.latest()
+        if latest is None:
+            return 0
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(latest / "checkpoint.weights.h5")
+        return json.loads((latest / "state.json").read_text())["epochs_done"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        target = self.directory / f"epoch-{epoch + 1:06d}"
+        if target.exists():
+            shutil.rmtree(target)  # left incomplete by an earlier kill
+        target.mkdir(parents=True)
+        self.model.save_weights(target / "checkpoint.weights.h5")
+        write_json_atomically(target / "state.json", {"epochs_done": epoch + 1})
+        for older in self.directory.glob("epoch-*"):
+            if older != target:
+                shutil.rmtree(older, ignore_errors=True)
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops at the first NaN/inf loss and puts back the weights of the last completed epoch."""
 
@@ -226,14 +270,16 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, splits.image_shape)
     guard = StopOnNonFiniteLoss()
+    checkpoint = EpochCheckpoint(working / "backup")
     model.fit(
         splits.train, validation_data=splits.validation if splits.num_validation else None,
-        epochs=config.epochs, verbose=verbose, shuffle=False,  # the pipeline shuffles
+        epochs=config.epochs, initial_epoch=checkpoint.restore(model), verbose=verbose,
+        shuffle=False,  # the pipeline shuffles
         callbacks=[
             # History before the checkpoint: a kill between the two then repeats the epoch
             # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
             HistoryWriter(working / "history.csv"),
-            keras.callbacks.BackupAndRestore(str(working / "backup"), double_checkpoint=True),
+            checkpoint,
             keras.callbacks.TensorBoard(str(working / "logs"), write_graph=False,
                                         profile_batch=0),
             guard, *callbacks,

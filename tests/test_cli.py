@@ -257,7 +257,9 @@ def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(idx_folder, 
     _, err = _interrupt_after_epochs(_start(arguments, tmp_path), partial / "history.csv", 1,
                                      signal.SIGINT)
     assert "Error: Interrupted." in err and "--resume" in err and "Traceback" not in err
-    assert not run.exists() and (partial / "backup").exists()
+    # Resumable: the partial run keeps its config (and a checkpoint, unless the signal came
+    # between the history row and the checkpoint of epoch 0; then that epoch is repeated).
+    assert not run.exists() and (partial / "config.json").exists()
 
     done = len(_history_epochs(partial / "history.csv"))
     _interrupt_after_epochs(_start([*arguments, "--resume"], tmp_path),

@@ -112,3 +112,26 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_fol
 def test_config_rejects_bad_values(field, value, message, idx_folder):
     with pytest.raises(ValueError, match=message):
         _config(idx_folder, **{field: value})
+
+
+def test_checkpoint_survives_a_kill_in_the_middle_of_writing(idx_folder, tmp_path):
+    config = _config(idx_folder)
+    splits = train.load_splits(config)
+    model = train.build_model(config, splits.image_shape)
+    checkpoint = train.EpochCheckpoint(tmp_path / "backup")
+    model.fit(splits.train, epochs=2, verbose=0, callbacks=[checkpoint])
+    saved_weights = [w.copy() for w in model.get_weights()]
+    saved_optimizer = [np.array(v) for v in model.optimizer.variables]
+    # A kill while epoch 3 was being written: its folder exists, its weights file is garbage,
+    # its state.json was never written.
+    broken = tmp_path / "backup" / "epoch-000003"
+    broken.mkdir()
+    (broken / "checkpoint.weights.h5").write_bytes(b"half a file")
+
+    fresh = train.build_model(config, splits.image_shape)
+    assert checkpoint.restore(fresh) == 2
+    for restored, saved in zip(fresh.get_weights(), saved_weights):
+        np.testing.assert_array_equal(restored, saved)
+    for restored, saved in zip(fresh.optimizer.variables, saved_optimizer):
+        np.testing.assert_array_equal(np.array(restored), saved)  # Adam moments, iterations
+    assert int(fresh.optimizer.iterations.numpy()) == 2 * 6  # 55 training images, batches of 10
