@@ -21,14 +21,11 @@ evaluation images once, with a fixed seed, so evaluation figures are reproducibl
 import dataclasses
 import gzip
 import hashlib
-import logging
 import pathlib
 import warnings
 
 import numpy as np
 import tensorflow as tf
-
-logger = logging.getLogger(__name__)
 
 
 class DataError(ValueError):

@@ -14,7 +14,6 @@ training), logs/ (TensorBoard).
 import csv
 import dataclasses
 import json
-import logging
 import math
 import os
 import pathlib
@@ -29,8 +28,6 @@ from keras_vae import data as data_module
 from keras_vae.files import replace_atomically, write_json_atomically
 from keras_vae import networks
 from keras_vae.model import LIKELIHOODS, VAE
-
-logger = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
 

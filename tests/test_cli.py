@@ -186,6 +186,9 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
     assert 100 < -metrics["elbo"] < 543
     np.testing.assert_allclose(-metrics["elbo"], metrics["reconstruction"] + metrics["kl"],
                                rtol=1e-5)
+    # bits/dim = -ELBO / (784 pixels * ln 2): the same bound as a code length per pixel.
+    np.testing.assert_allclose(metrics["bits_per_dim"], -metrics["elbo"] / (784 * np.log(2)),
+                               rtol=1e-6)
     assert f"{-metrics['elbo']:.3f}" in out.replace("-", "")
     run_kvae(monkeypatch, capsys, "evaluate", run)  # fixed binarisation, saved noise stream
     assert json.loads((run / "metrics.json").read_text()) == metrics
