@@ -227,6 +227,42 @@ def latent_plot(run, num, out, dataset, data_dir):
     click.echo(f"Wrote the posterior means of {len(means)} test examples to {out}")
 
 
+@cli.command(epilog=_examples(
+    "kvae export saved_models/mnist-bernoulli-mlp --format saved_model",
+    "kvae export saved_models/mnist-bernoulli-mlp --format tflite",
+    "kvae export saved_models/mnist-bernoulli-mlp --format tflite --quantize float16",
+    "kvae export model.keras --format tflite --output deploy/ --overwrite"))
+@_run_argument
+@click.option("--format", "export_format", type=click.Choice(["saved_model", "tflite"]),
+              default="saved_model", show_default=True)
+@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic-int8", "int8"]),
+              default="none", show_default=True,
+              help="TFLite weights: float32, float16 (half size), int8 weights, or full int8.")
+@click.option("--output", type=click.Path(file_okay=False), default=None,
+              help="Export folder [default: RUN/export/saved_model, RUN/export/tflite or "
+                   "RUN/export/tflite-<quantize>].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export.")
+def export(run, export_format, quantize, output, overwrite):
+    """Export a SavedModel (encode/decode/reconstruct/sample signatures) or TFLite files
+    (decoder.tflite, encoder.tflite, metadata.json), checked against the Keras model."""
+    from keras_vae import export as export_module
+
+    directory, report = export_module.export_run(run, export_format, quantize, output,
+                                                 overwrite)
+    click.echo(f"Exported {run} to {directory} ({export_format}"
+               f"{', ' + quantize if export_format == 'tflite' else ''})")
+    if export_format == "saved_model":
+        click.echo(f"  signatures: {', '.join(report['signatures'])}")
+        for signature, difference in report["max_abs_difference"].items():
+            click.echo(f"  {signature:<12} max |SavedModel - Keras| "
+                       f"{max(difference.values()):.2g}")
+        return
+    for part in report["files"].values():
+        click.echo(f"  {part['file']:<16} {part['bytes']:>12,} bytes   max |TFLite - Keras| "
+                   f"{max(part['max_abs_difference'].values()):.2g}")
+    click.echo("  metadata.json    latent_dim, prior, tensors, preprocessing, versions")
+
+
 @cli.command(epilog=_examples("kvae info saved_models/mnist-bernoulli-mlp"))
 @_run_argument
 def info(run):

@@ -23,3 +23,16 @@ def elbo_metrics(model, dataset):
                model.evaluate(dataset, return_dict=True, verbose=0).items()}
     metrics["bits_per_dim"] = -metrics["elbo"] / (np.prod(model.image_shape) * math.log(2))
     return metrics
+
+
+def bernoulli_negative_log_likelihood(probabilities, x, epsilon=1e-7):
+    """-sum_pixels [x log p + (1 - x) log(1 - p)] per example, in nats, from probabilities p.
+
+    For outputs that carry only probabilities (an exported decoder). p is clipped to
+    [epsilon, 1 - epsilon] because a float32 sigmoid or an int8 file can return exactly 0
+    or 1; use the decoder's own ``log_prob`` (exact, from logits) wherever it is available.
+    """
+    p = np.clip(np.asarray(probabilities, np.float64), epsilon, 1 - epsilon)
+    x = np.asarray(x, np.float64)
+    terms = x * np.log(p) + (1 - x) * np.log1p(-p)
+    return -terms.reshape(len(terms), -1).sum(axis=1)

@@ -31,13 +31,14 @@ tfd = tfp.distributions
 MIN_SCALE = 1e-5
 
 
-def positive_scale(raw, min_scale=MIN_SCALE):
+def positive_scale(raw, min_scale=MIN_SCALE, softplus=tf.math.softplus):
     """softplus(raw) + min_scale: positive and finite for every finite float32 ``raw``.
 
     Softplus grows linearly (no overflow, unlike exp for log-variances above ~88) and the
-    floor keeps the scale away from 0 for very negative pre-activations.
+    floor keeps the scale away from 0 for very negative pre-activations. ``softplus`` can be
+    swapped for a formulation that a converter lowers safely (``export.stable_softplus``).
     """
-    return tf.math.softplus(raw) + min_scale
+    return softplus(raw) + min_scale
 
 
 def inverse_softplus(value):
@@ -250,15 +251,18 @@ class NormalDecoder(_ImageDecoder):
 
     def call(self, z, training=None):
         parameters = self.likelihood_parameters(z, training=training)
+        return self._independent(
+            tfd.Normal(loc=parameters[..., 0], scale=self.scale_from(parameters)))
+
+    def scale_from(self, parameters, softplus=tf.math.softplus):
+        """The per-pixel scale [batch, *output_shape] for ``likelihood_parameters`` output."""
         loc = parameters[..., 0]
         if self.scale == "per_example":
-            scale = positive_scale(parameters[..., 1], self.min_scale)
-        elif self.scale == "per_pixel":
-            scale = positive_scale(tf.cast(self.raw_scale, tf.float32), self.min_scale)
-            scale = tf.broadcast_to(scale, tf.shape(loc))
-        else:
-            scale = tf.fill(tf.shape(loc), self.scale)
-        return self._independent(tfd.Normal(loc=loc, scale=scale))
+            return positive_scale(parameters[..., 1], self.min_scale, softplus)
+        if self.scale == "per_pixel":
+            scale = positive_scale(tf.cast(self.raw_scale, tf.float32), self.min_scale, softplus)
+            return tf.broadcast_to(scale, tf.shape(loc))
+        return tf.fill(tf.shape(loc), self.scale)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}

@@ -15,7 +15,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import platform
 import shutil
@@ -25,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import data as data_module
-from keras_vae.files import replace_atomically, write_json_atomically
+from keras_vae.files import replace_atomically, replace_directory, write_json_atomically
 from keras_vae import networks
 from keras_vae.model import LIKELIHOODS, VAE
 
@@ -290,17 +289,6 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
     model.save(working / "model.keras")
     metrics = model.evaluate(splits.test, return_dict=True, verbose=0)
     shutil.rmtree(working / "backup", ignore_errors=True)
-    finish_run(working, run_dir)
+    replace_directory(working, run_dir)
     return metrics
 
-
-def finish_run(working, run_dir):
-    """Moves a complete run into place, replacing (and only then deleting) an older one."""
-    old = run_dir.with_name(run_dir.name + ".old")
-    if run_dir.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(run_dir, old)
-    os.replace(working, run_dir)
-    if old.exists():
-        shutil.rmtree(old)
