@@ -30,6 +30,7 @@ setup(
         "tensorboard",
         "numpy",
         "pillow",
+        "ai-edge-litert",  # the LiteRT interpreter that checks every TFLite export
     ],
     extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": ["kvae=keras_vae.cli.main:main"]},
