@@ -68,6 +68,9 @@ def _default_output(dataset, likelihood, architecture):
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True)
+@click.option("--learning-rate-schedule", type=click.Choice(["constant", "cosine"]),
+              default="constant", show_default=True,
+              help="cosine: decay the learning rate to 0 over the run (half a cosine).")
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the KL term (beta); 1 trains on the ELBO.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -171,13 +171,22 @@ def max_abs_difference(outputs, reference):
     return worst
 
 
-def keras_reference(model, part, inputs):
-    """What the Keras model gives for ``part`` ("decoder" or "encoder") on ``inputs``."""
-    if part == "decoder":
-        distribution = model.decode(inputs)
-        return {"mean": distribution.mean().numpy()}
-    distribution = model.encode(inputs)
-    return {"loc": distribution.mean().numpy(), "scale": distribution.stddev().numpy()}
+def keras_reference(model, signature, inputs):
+    """What the Keras model's own methods give for ``signature`` ("decode", "encode" or
+    "reconstruct") on ``inputs``, under the names the exports use: numpy arrays."""
+    if signature == "decode":
+        likelihood = model.decode(inputs)
+        outputs = {"mean": likelihood.mean()}
+        if model.likelihood == "bernoulli":
+            outputs["logits"] = likelihood.distribution.logits
+        else:
+            outputs["scale"] = likelihood.stddev()
+    elif signature == "encode":
+        posterior = model.encode(inputs)
+        outputs = {"loc": posterior.mean(), "scale": posterior.stddev()}
+    else:
+        outputs = {"mean": model.reconstruct(inputs)}
+    return {name: np.asarray(value) for name, value in outputs.items()}
 
 
 def parity(run, reference, inputs, tolerance, what):
@@ -204,8 +213,7 @@ def check_tflite(content, model, part, quantize, inputs):
     random ops, outputs non-finite values, or misses the parity tolerance.
     """
     what = f"The {quantize} TFLite {part}"
-    layer = model.decoder if part == "decoder" else model.encoder
-    num_parameters = layer.count_params()
+    num_parameters = _exported_parameters(model, part)
     smallest = int(SIZE_MARGIN * BYTES_PER_WEIGHT[quantize] * num_parameters)
     if len(content) < smallest:
         raise ExportError(
@@ -213,17 +221,43 @@ def check_tflite(content, model, part, quantize, inputs):
             f"parameters (at least {smallest:,} expected): the conversion lost the weights "
             f"(DESIGN.md trap 7); it was not written.")
     signature, _, _ = tflite_endpoints(model)[part]
-    runner = tflite_runner(content, signature)
-    ops = sorted({op["op_name"] for op in runner_ops(content)})
+    try:
+        runner = tflite_runner(content, signature)
+        ops = sorted({op["op_name"] for op in runner_ops(content)})
+    except (RuntimeError, ValueError) as error:  # e.g. a Flex op the runtime lacks
+        raise ExportError(f"{what} does not load in LiteRT ({_first_line(error)}); it was "
+                          f"not written.") from None
     unwanted = [op for op in ops if op.startswith("Flex") or op in RANDOM_OPS]
     if unwanted:
         raise ExportError(f"{what} uses {', '.join(unwanted)}, which phones cannot run "
                           f"without the TF runtime; it was not written.")
     name = "z" if part == "decoder" else "x"
     report = parity(lambda batch: runner(**{name: batch}), keras_reference(
-        model, part, inputs[name]), inputs[name], PARITY_TOLERANCE.get(quantize), what)
+        model, signature, inputs[name]), inputs[name], PARITY_TOLERANCE.get(quantize), what)
     return {"bytes": len(content), "num_parameters": num_parameters, "ops": ops,
             "max_abs_difference": report}
+
+
+def _exported_parameters(model, part):
+    """Parameters the .tflite file of ``part`` must hold: the layer's, less a NormalDecoder's
+    per-pixel scale, which decode's only output (the mean) does not use."""
+    layer = model.decoder if part == "decoder" else model.encoder
+    unused = getattr(layer, "raw_scale", None) if part == "decoder" else None
+    return layer.count_params() - (0 if unused is None else int(np.prod(unused.shape)))
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_replaceable(directory):
+    """With --overwrite, only an earlier export may be replaced: never a run or other data."""
+    directory = pathlib.Path(directory)
+    if directory.exists() and not ((directory / "metadata.json").exists()
+                                   or (directory / "saved_model.pb").exists()):
+        raise ExportError(f"{directory} exists and is not an export (no metadata.json or "
+                          f"saved_model.pb); choose another --output.")
 
 
 # ------------------------------------------------------------------ LiteRT
@@ -277,7 +311,11 @@ def convert(saved_model, signature, quantize, representative=None):
     with warnings.catch_warnings():
         # The calibrator uses the deprecated tf.lite.Interpreter internally (not our call).
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        return converter.convert()
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises ConverterError, a bare Exception
+            raise ExportError(f"TFLite conversion of {signature} ({quantize}) failed: "
+                              f"{_first_line(error)}") from None
 
 
 # ------------------------------------------------------------------ entry points
@@ -287,21 +325,30 @@ def export_saved_model(model, directory, overwrite=False):
     """Writes the SavedModel of ``model`` to ``directory`` (atomically) after checking that
     its signatures match the Keras model; returns the check's report."""
     inputs = check_inputs(model)
+    check_replaceable(directory)
+    tolerance = PARITY_TOLERANCE["saved_model"]
     with staged_directory(directory, overwrite) as staging:
         write_saved_model(model, staging, saved_model_endpoints(model))
         loaded = tf.saved_model.load(str(staging))
         report = {}
-        for part, signature, name in (("decoder", "decode", "z"), ("encoder", "encode", "x")):
+        for signature, name in (("decode", "z"), ("encode", "x"), ("reconstruct", "x"),
+                                ("serving_default", "z")):
             function = loaded.signatures[signature]
-            reference = keras_reference(model, part, inputs[name])
             report[signature] = parity(
-                lambda batch: {key: function(**{name: tf.constant(batch)})[key].numpy()
-                               for key in reference},
-                reference, inputs[name], PARITY_TOLERANCE["saved_model"],
-                f"The SavedModel signature {signature}")
+                lambda batch: {key: value.numpy() for key, value in
+                               function(**{name: tf.constant(batch)}).items()},
+                keras_reference(model, "decode" if signature == "serving_default"
+                                else signature, inputs[name]),
+                inputs[name], tolerance, f"The SavedModel signature {signature}")
+        sampled = loaded.signatures["sample"](num=tf.constant(8), seed=tf.constant(3))["x"]
+        report["sample"] = {"batch_8": max_abs_difference(
+            {"x": sampled.numpy()}, {"x": model.sample(8, seed=3).numpy()})}
+        if not report["sample"]["batch_8"] <= tolerance:
+            raise ExportError(f"The SavedModel signature sample differs from VAE.sample by "
+                              f"{report['sample']['batch_8']:.3g}; it was not written.")
         del loaded
-    return {"directory": str(directory), "signatures": list(saved_model_endpoints(model)) +
-            ["serving_default"], "max_abs_difference": report}
+    return {"directory": str(directory), "signatures": list(report),
+            "max_abs_difference": report}
 
 
 def export_tflite(model, directory, quantize="none", overwrite=False):
@@ -314,6 +361,7 @@ def export_tflite(model, directory, quantize="none", overwrite=False):
         raise ExportError(
             f"The TFLite metadata tells apps to draw z ~ N(0, I), but this model's prior is "
             f"{type(model.prior).__name__}; export --format saved_model instead.")
+    check_replaceable(directory)
     inputs = check_inputs(model)
     calibration = (check_inputs(model, NUM_REPRESENTATIVE_EXAMPLES, seed=1)
                    if quantize == "int8" else None)

@@ -54,8 +54,7 @@ def staged_directory(target, overwrite=False):
                                             dir=target.parent))
     try:
         yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    os.chmod(staging, 0o755)  # mkdtemp creates 0700 folders
-    replace_directory(staging, target)
+        os.chmod(staging, 0o755)  # mkdtemp creates 0700 folders
+        replace_directory(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when it was moved

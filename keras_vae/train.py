@@ -29,6 +29,7 @@ from keras_vae import networks
 from keras_vae.model import LIKELIHOODS, VAE
 
 PARTIAL_SUFFIX = ".partial"
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 
 class RunError(ValueError):
@@ -53,6 +54,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 100
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
     kl_weight: float = 1.0
     validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
     seed: int = 0
@@ -62,6 +64,8 @@ class TrainConfig:
         self.hidden_units = tuple(self.hidden_units)
         networks.check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
         networks.check_choice("architecture", self.architecture, networks.ARCHITECTURES)
+        networks.check_choice("learning_rate_schedule", self.learning_rate_schedule,
+                              LEARNING_RATE_SCHEDULES)
         for name in ("epochs", "batch_size", "latent_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -190,13 +194,24 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def build_model(config, image_shape):
-    """The VAE a config describes, compiled with Adam(learning_rate)."""
+def learning_rate(config, steps_per_epoch):
+    """Adam's learning rate: the constant ``config.learning_rate``, or with "cosine" a
+    schedule that starts there and decays to 0 along half a cosine over all training steps,
+    lr(t) = lr * (1 + cos(pi * t / T)) / 2, T = epochs * steps_per_epoch. The schedule reads
+    the optimizer's step count, which checkpoints restore, so a resumed run continues it."""
+    if config.learning_rate_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
+
+
+def build_model(config, image_shape, steps_per_epoch=1):
+    """The VAE a config describes, compiled with Adam (see ``learning_rate``)."""
     model = VAE(input_shape=image_shape, latent_dim=config.latent_dim,
                 likelihood=config.likelihood, architecture=config.architecture,
                 hidden_units=config.hidden_units, activation=config.activation,
                 kl_weight=config.kl_weight)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
                   jit_compile=config.jit_compile)
     return model
 
@@ -264,7 +279,8 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
         "data": {"image_shape": list(splits.image_shape), "num_train": splits.num_train,
                  "num_validation": splits.num_validation, "num_test": splits.num_test}})
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, splits.image_shape)
+    model = build_model(config, splits.image_shape,
+                        steps_per_epoch=math.ceil(splits.num_train / config.batch_size))
     guard = StopOnNonFiniteLoss()
     checkpoint = EpochCheckpoint(working / "backup")
     model.fit(

@@ -108,16 +108,27 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_fol
     ("batch_size", -5, "batch_size must be a positive integer; received -5"),
     ("learning_rate", 0.0, "learning_rate must be a positive number"),
     ("likelihood", "laplace", "Unknown likelihood 'laplace'"),
+    ("learning_rate_schedule", "step", "Unknown learning_rate_schedule 'step'"),
 ])
 def test_config_rejects_bad_values(field, value, message, idx_folder):
     with pytest.raises(ValueError, match=message):
         _config(idx_folder, **{field: value})
 
 
+def test_cosine_schedule_follows_its_formula(idx_folder):
+    config = _config(idx_folder, learning_rate=2e-3, epochs=4,
+                     learning_rate_schedule="cosine")
+    schedule = train.learning_rate(config, steps_per_epoch=25)  # T = 100 steps
+    for step in (0, 10, 50, 75, 100, 120):
+        expected = 2e-3 * (1 + np.cos(np.pi * min(step, 100) / 100)) / 2
+        np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-5, atol=1e-10)
+    assert train.learning_rate(_config(idx_folder), 25) == 1e-3  # constant by default
+
+
 def test_checkpoint_survives_a_kill_in_the_middle_of_writing(idx_folder, tmp_path):
-    config = _config(idx_folder)
+    config = _config(idx_folder, learning_rate_schedule="cosine")
     splits = train.load_splits(config)
-    model = train.build_model(config, splits.image_shape)
+    model = train.build_model(config, splits.image_shape, steps_per_epoch=6)
     checkpoint = train.EpochCheckpoint(tmp_path / "backup")
     model.fit(splits.train, epochs=2, verbose=0, callbacks=[checkpoint])
     saved_weights = [w.copy() for w in model.get_weights()]
@@ -128,10 +139,14 @@ def test_checkpoint_survives_a_kill_in_the_middle_of_writing(idx_folder, tmp_pat
     broken.mkdir()
     (broken / "checkpoint.weights.h5").write_bytes(b"half a file")
 
-    fresh = train.build_model(config, splits.image_shape)
+    fresh = train.build_model(config, splits.image_shape, steps_per_epoch=6)
     assert checkpoint.restore(fresh) == 2
     for restored, saved in zip(fresh.get_weights(), saved_weights):
         np.testing.assert_array_equal(restored, saved)
     for restored, saved in zip(fresh.optimizer.variables, saved_optimizer):
         np.testing.assert_array_equal(np.array(restored), saved)  # Adam moments, iterations
     assert int(fresh.optimizer.iterations.numpy()) == 2 * 6  # 55 training images, batches of 10
+    # The cosine schedule continues where it stopped: it reads the restored step count.
+    np.testing.assert_allclose(float(fresh.optimizer.learning_rate),
+                               float(model.optimizer.learning_rate), rtol=1e-6)
+    assert float(fresh.optimizer.learning_rate) < config.learning_rate
