@@ -32,6 +32,6 @@ setup(
         "pillow",
         "ai-edge-litert",  # the LiteRT interpreter that checks every TFLite export
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
     entry_points={"console_scripts": ["kvae=keras_vae.cli.main:main"]},
 )

@@ -32,6 +32,8 @@ def cli():
 
 
 def _parse_hidden_units(context, parameter, value):
+    if value is None:
+        return None
     try:
         units = tuple(int(part) for part in value.split(","))
     except ValueError:
@@ -60,16 +62,16 @@ def _default_output(dataset, likelihood, architecture):
 @click.option("--architecture", type=click.Choice(["mlp", "conv"]), default="mlp",
               show_default=True)
 @click.option("--latent-dim", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--hidden-units", default="200,200", show_default=True,
-              callback=_parse_hidden_units,
-              help="Comma-separated layer sizes (mlp) or filter counts (conv).")
+@click.option("--hidden-units", default=None, callback=_parse_hidden_units,
+              help="Comma-separated layer sizes (mlp) or filter counts (conv) "
+                   "[default: 500,500 for mlp, 32,64 for conv].")
 @click.option("--activation", default="relu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True)
 @click.option("--learning-rate-schedule", type=click.Choice(["constant", "cosine"]),
-              default="constant", show_default=True,
+              default="cosine", show_default=True,
               help="cosine: decay the learning rate to 0 over the run (half a cosine).")
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the KL term (beta); 1 trains on the ELBO.")

@@ -30,6 +30,10 @@ from keras_vae.model import LIKELIHOODS, VAE
 
 PARTIAL_SUFFIX = ".partial"
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+# kvae fit's MLP: wider than kv.VAE's default (200, 200), the Burda et al. model. With the
+# cosine schedule it reaches a test ELBO of -99.7 nats on MNIST in 10 epochs, where 200-200
+# reaches -103.8 (benchmarks/RESULTS.md).
+RECIPE_HIDDEN_UNITS = (500, 500)
 
 
 class RunError(ValueError):
@@ -49,21 +53,23 @@ class TrainConfig:
     likelihood: str = "bernoulli"
     architecture: str = "mlp"
     latent_dim: int = 50
-    hidden_units: tuple = (200, 200)
+    hidden_units: tuple | None = None  # None: RECIPE_HIDDEN_UNITS for mlp, (32, 64) for conv
     activation: str = "relu"
     epochs: int = 10
     batch_size: int = 100
     learning_rate: float = 1e-3
-    learning_rate_schedule: str = "constant"
+    learning_rate_schedule: str = "cosine"
     kl_weight: float = 1.0
     validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
     seed: int = 0
     jit_compile: bool = False
 
     def __post_init__(self):
-        self.hidden_units = tuple(self.hidden_units)
         networks.check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
         networks.check_choice("architecture", self.architecture, networks.ARCHITECTURES)
+        if self.hidden_units is None and self.architecture == "mlp":
+            self.hidden_units = RECIPE_HIDDEN_UNITS
+        self.hidden_units = networks.resolve_hidden_units(self.architecture, self.hidden_units)
         networks.check_choice("learning_rate_schedule", self.learning_rate_schedule,
                               LEARNING_RATE_SCHEDULES)
         for name in ("epochs", "batch_size", "latent_dim"):

@@ -122,7 +122,8 @@ def test_cosine_schedule_follows_its_formula(idx_folder):
     for step in (0, 10, 50, 75, 100, 120):
         expected = 2e-3 * (1 + np.cos(np.pi * min(step, 100) / 100)) / 2
         np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-5, atol=1e-10)
-    assert train.learning_rate(_config(idx_folder), 25) == 1e-3  # constant by default
+    assert train.learning_rate(_config(idx_folder, learning_rate_schedule="constant"), 25) == 1e-3
+    assert train.TrainConfig().learning_rate_schedule == "cosine"  # kvae fit's recipe
 
 
 def test_checkpoint_survives_a_kill_in_the_middle_of_writing(idx_folder, tmp_path):
