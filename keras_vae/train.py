@@ -31,8 +31,8 @@ from keras_vae.model import LIKELIHOODS, VAE
 PARTIAL_SUFFIX = ".partial"
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 # kvae fit's MLP: wider than kv.VAE's default (200, 200), the Burda et al. model. With the
-# cosine schedule it reaches a test ELBO of -99.7 nats on MNIST in 10 epochs, where 200-200
-# reaches -103.8 (benchmarks/RESULTS.md).
+# cosine schedule it reaches a test ELBO of about -100 nats on MNIST in 10 epochs (-99.72 and
+# -100.00 in two runs), where 200-200 reaches -103.8 (benchmarks/RESULTS.md).
 RECIPE_HIDDEN_UNITS = (500, 500)
 
 
