@@ -167,6 +167,19 @@ def test_training_binarisation_is_fresh_each_epoch_and_seeded(tmp_path):
     np.testing.assert_array_equal(first, again)  # the same seed gives the same stream
 
 
+def test_training_pipeline_gives_every_image_once_per_epoch_in_a_new_order():
+    images = (np.arange(50, dtype=np.float32) / 50)[:, None, None, None] * np.ones((1, 2, 2, 1),
+                                                                                  np.float32)
+    dataset = data._pipeline(images, 7, None, seed=0, shuffle=True)
+    batches = [batch.numpy() for batch in dataset]
+    assert [len(b) for b in batches] == [7] * 7 + [1]
+    first, second = np.concatenate(batches)[:, 0, 0, 0], _epoch(dataset)[:, 0, 0, 0]
+    np.testing.assert_array_equal(np.sort(first), images[:, 0, 0, 0])  # each exactly once
+    assert not np.array_equal(first, images[:, 0, 0, 0])  # shuffled
+    assert not np.array_equal(first, second)  # reshuffled each epoch
+    np.testing.assert_array_equal(np.sort(second), images[:, 0, 0, 0])
+
+
 def test_dynamic_binarisation_draws_each_pixel_with_its_intensity(tmp_path):
     # One image of constant intensity 0.3, seen 400 times: the mean of the draws must be
     # 0.3 within 5 standard errors (sqrt(0.3 * 0.7 / (400 * 36)) = 0.0038 per pixel mean).
