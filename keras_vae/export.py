@@ -276,19 +276,14 @@ def tflite_runner(model, signature, num_threads=None):
 
 def runner_ops(content):
     """The operators of a .tflite model (bytes), one dict per node."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     # Delegation off: with XNNPACK the delegated nodes show as one "DELEGATE" op.
-    interpreter = Interpreter(model_content=content,
-                              experimental_op_resolver_type=_builtin_resolver())
+    interpreter = Interpreter(
+        model_content=content,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
     return interpreter._get_ops_details()  # pylint: disable=protected-access
-
-
-def _builtin_resolver():
-    from ai_edge_litert.interpreter import OpResolverType
-
-    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
 def convert(saved_model, signature, quantize, representative=None):
