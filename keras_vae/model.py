@@ -4,7 +4,9 @@ Per example the model minimises (``objectives.negative_elbo``)
 
     loss(x) = -log p(x|z) + kl_weight * KL(q(z|x) || p(z)),   z = loc + scale * eps,
 
-in nats, and tracks the epoch means of ``loss``, ``elbo``, ``reconstruction`` and ``kl``.
+in nats (with ``objective="iwae"``, minus the importance-weighted bound of
+``objectives.iwae_bound``; free bits and K draws per example are options), and tracks the
+epoch means of ``loss``, ``elbo``, ``reconstruction`` and ``kl``.
 ``model.fit``, ``model.evaluate``, callbacks and ``tf.distribute`` strategies work as with any
 Keras model; ``VAE.call`` returns tensors (reconstruction means) so ``predict`` works too.
 """
@@ -21,6 +23,7 @@ from keras_vae.layers import (BernoulliDecoder, GaussianEncoder, NormalDecoder,
 from keras_vae.priors import StandardNormalPrior
 
 LIKELIHOODS = {"bernoulli": BernoulliDecoder, "normal": NormalDecoder}
+OBJECTIVES = ("elbo", "iwae")
 DEFAULT_LATENT_DIM = 50
 
 
@@ -45,6 +48,15 @@ class VAE(keras.Model):
             features ([batch, units] or [batch, *input_shape[:-1], filters]), wrapped in the
             head of ``likelihood``.
         prior: a prior layer (``priors.py``); default ``StandardNormalPrior(latent_dim)``.
+        objective: ``"elbo"`` (default) or ``"iwae"``, the importance-weighted bound of
+            Burda et al. 2016 with ``iw_samples`` draws (``objectives.negative_iwae``).
+        iw_samples: K, posterior draws per example in training and ``evaluate``: the ELBO
+            averages its reconstruction term over them; IWAE uses them in its bound. K=1 is
+            the single-sample ELBO under both objectives.
+        free_bits: lambda, nats: floor on the batch-mean KL of each group of latents
+            (Kingma et al. 2016); 0 (default) turns it off. Not with ``objective="iwae"``.
+        free_bits_groups: number of equal groups of latent dimensions the floor applies to;
+            default one group per dimension.
 
     Every reported figure is in nats per example (sum over pixels, mean over the batch).
     Reference: Kingma & Welling, Auto-Encoding Variational Bayes, 2014.
@@ -52,7 +64,8 @@ class VAE(keras.Model):
 
     def __init__(self, input_shape, latent_dim=None, likelihood=None, architecture="mlp",
                  hidden_units=None, activation="relu", kl_weight=1.0, encoder=None,
-                 decoder=None, prior=None, **kwargs):
+                 decoder=None, prior=None, objective="elbo", iw_samples=1, free_bits=0.0,
+                 free_bits_groups=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = networks.check_image_shape(input_shape)
         self.architecture = networks.check_choice(
@@ -83,6 +96,12 @@ class VAE(keras.Model):
             )
         self.prior = prior if prior is not None else StandardNormalPrior(
             self.latent_dim, name="prior")
+        self.objective = networks.check_choice("objective", objective, OBJECTIVES)
+        self.iw_samples = _check_positive_int("iw_samples", iw_samples)
+        self.free_bits = _check_free_bits(free_bits, objective)
+        self.free_bits_groups = free_bits_groups
+        if free_bits_groups is not None:
+            objectives.check_groups(self.latent_dim, free_bits_groups)
         self._kl_weight = self.add_weight(
             name="kl_weight", shape=(), trainable=False,
             initializer=keras.initializers.Constant(_check_kl_weight(kl_weight)))
@@ -148,15 +167,34 @@ class VAE(keras.Model):
     def elbo_terms(self, x, training=None):
         """Per-example ``objectives.ELBOTerms`` (loss, elbo, reconstruction, kl) in nats.
 
-        One reparameterised draw per example from the model's noise stream.
+        ``iw_samples`` reparameterised draws per example from the model's noise stream; the
+        loss is the negative ELBO or, with ``objective="iwae"`` and K > 1, minus the IWAE bound.
         """
         x = self._checked_data(x)
         posterior = self.encoder(x, training=training)
-        noise = self._posterior_noise(tf.shape(x)[0])
-        z = objectives.reparameterized_sample(posterior, noise)
-        likelihood = self.decoder(tf.cast(z, self.compute_dtype), training=training)
+        num_draws = self.iw_samples
+        noise = self._posterior_noise(tf.shape(x)[0], num_draws)
+        z = objectives.reparameterized_sample(posterior, noise)  # [K, batch, latent_dim]
+        log_likelihood = self.log_likelihood_at(x, z, training=training)
+        prior = self.prior.distribution()
+        if self.objective == "iwae" and num_draws > 1:
+            return objectives.negative_iwae(log_likelihood, posterior, prior, z,
+                                            self._kl_weight)
+        # IWAE with K=1 is the ELBO (Burda et al. 2016, sec. 3): it takes the same path, with
+        # the analytic KL, and so trains identically.
         return objectives.negative_elbo(
-            x, posterior, likelihood, self.prior.distribution(), z, self._kl_weight)
+            log_likelihood, posterior, prior, z, self._kl_weight, free_bits=self.free_bits,
+            free_bits_groups=self.free_bits_groups, mean_over_batch=_global_batch_mean)
+
+    def log_likelihood_at(self, x, z, training=None):
+        """log p(x|z_k) [K, batch] for draws z [K, batch, latent_dim], decoded in one call."""
+        draws, batch = tf.shape(z)[0], tf.shape(z)[1]
+        likelihood = self.decoder(
+            tf.cast(tf.reshape(z, [draws * batch, self.latent_dim]), self.compute_dtype),
+            training=training)
+        repeated = tf.reshape(tf.repeat(x[tf.newaxis], draws, axis=0),
+                              tf.concat([[draws * batch], tf.shape(x)[1:]], 0))
+        return tf.reshape(likelihood.log_prob(repeated), [draws, batch])
 
     # ----------------------------------------------------------------- training
 
@@ -192,8 +230,9 @@ class VAE(keras.Model):
         self.kl_tracker.update_state(terms.kl)
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def _posterior_noise(self, batch_size):
-        """eps ~ N(0, I) [batch_size, latent_dim] for this replica's share of the global batch.
+    def _posterior_noise(self, batch_size, num_draws=1):
+        """eps ~ N(0, I) [num_draws, batch_size, latent_dim] for this replica's share of the
+        global batch.
 
         Every replica draws the noise of the whole global batch from the same stateless seed
         and keeps its own rows, so example i of a global batch gets the same noise however many
@@ -209,9 +248,10 @@ class VAE(keras.Model):
         seed = tf.cast(self._noise_seed, tf.int32)
         self._noise_seed.assign_add(tf.constant([0, 1], tf.int64))
         noise = tf.random.stateless_normal(
-            [num_replicas * batch_size, self.latent_dim], seed=seed, dtype=tf.float32)
+            [num_draws, num_replicas * batch_size, self.latent_dim], seed=seed,
+            dtype=tf.float32)
         start = tf.cast(replica, tf.int32) * batch_size
-        return noise[start:start + batch_size]
+        return noise[:, start:start + batch_size]
 
     # ----------------------------------------------------------------- input checks
 
@@ -258,6 +298,10 @@ class VAE(keras.Model):
             "hidden_units": list(self.hidden_units),
             "activation": self.activation,
             "kl_weight": self.kl_weight,
+            "objective": self.objective,
+            "iw_samples": self.iw_samples,
+            "free_bits": self.free_bits,
+            "free_bits_groups": self.free_bits_groups,
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "prior": keras.saving.serialize_keras_object(self.prior),
@@ -303,6 +347,35 @@ def _resolve_latent_dim(latent_dim, encoder, prior):
     if len(set(values.values())) > 1:
         raise ValueError(f"Inconsistent latent dimensions: {values}; they must agree.")
     return next(iter(values.values()), DEFAULT_LATENT_DIM)
+
+
+def _global_batch_mean(values):
+    """Mean over the first axis across every replica's examples (not differentiated): with one
+    device the batch mean, under a strategy the mean over the global batch, so free bits see
+    the same batch means however the batch is split."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tf.reduce_mean(values, axis=0)
+    total = context.all_reduce("sum", tf.reduce_sum(tf.stop_gradient(values), axis=0))
+    count = context.all_reduce("sum", tf.cast(tf.shape(values)[0], values.dtype))
+    return total / count
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; received {value!r}.")
+    return int(value)
+
+
+def _check_free_bits(free_bits, objective):
+    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float, np.floating)) \
+            or not np.isfinite(free_bits) or free_bits < 0:
+        raise ValueError(f"free_bits must be a finite number of nats >= 0; received "
+                         f"{free_bits!r}.")
+    if free_bits and objective == "iwae":
+        raise ValueError("free_bits applies to the ELBO's KL term; the IWAE objective has "
+                         "none. Use objective='elbo' with free bits, or free_bits=0.")
+    return float(free_bits)
 
 
 def _check_kl_weight(kl_weight):

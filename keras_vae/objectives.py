@@ -9,6 +9,14 @@ minimises the negative ELBO, with the KL term weighted by ``kl_weight`` (beta in
 beta-VAE of Higgins et al. 2017; 1 gives the true bound):
 
     loss(x) = -log p(x|z) + kl_weight * KL(q(z|x) || p(z))
+
+With K draws z_k the reconstruction term is averaged over them (the K-sample ELBO). Free
+bits (Kingma et al. 2016) floor the batch-mean KL of each group of latents at lambda nats
+(``free_bits_kl``). The IWAE objective (Burda et al. 2016) replaces the ELBO by the tighter
+
+    L_K(x) = log (1/K) sum_k p(x, z_k) / q(z_k|x)   <=  log p(x)
+
+(``iwae_bound``), which is also the estimator of log p(x) used for evaluation.
 """
 
 import collections
@@ -42,8 +50,9 @@ def kl_divergence(posterior, prior, z):
 
     Analytic through ``tfd.kl_divergence`` when TFP registers it (for a diagonal Normal
     posterior and a standard Normal prior: 0.5 sum(sigma^2 + mu^2 - 1 - log sigma^2));
-    otherwise the single-sample Monte Carlo estimate log q(z|x) - log p(z) at the posterior
-    draw ``z`` [batch, latent_dim], which is unbiased and reuses the reconstruction's sample.
+    otherwise the Monte Carlo estimate log q(z|x) - log p(z) at the posterior draws ``z``
+    [..., batch, latent_dim] (shape [..., batch]), which is unbiased and reuses the
+    reconstruction's samples.
     """
     try:
         return tfd.kl_divergence(posterior, prior)
@@ -68,23 +77,138 @@ def reparameterized_sample(posterior, noise):
     return normal.loc + normal.scale * noise
 
 
-def negative_elbo(x, posterior, likelihood, prior, z, kl_weight=1.0):
-    """Per-example loss terms of one single-sample ELBO estimate (see ``ELBOTerms``).
+def kl_per_dimension(posterior, prior, z):
+    """KL(q(z_i|x) || p(z_i)) for each latent dimension i, nats.
+
+    Needs factorised distributions (a diagonal Normal wrapped in ``tfd.Independent`` or not).
+    Analytic when TFP registers the pair: [batch, latent_dim]; otherwise the Monte Carlo
+    estimate log q(z_i|x) - log p(z_i) at the draws ``z`` [..., batch, latent_dim], of the
+    same shape as ``z``. The sum over i is ``kl_divergence``.
+    """
+    factors = [d.distribution if isinstance(d, tfd.Independent) else d
+               for d in (posterior, prior)]
+    if any(f.event_shape.rank != 0 for f in factors):
+        raise ValueError(
+            "The KL per latent dimension (free bits) needs a factorised posterior and prior "
+            f"(independent scalar dimensions); received {type(posterior).__name__} and "
+            f"{type(prior).__name__}. Use free_bits=0 with this prior.")
+    try:
+        return tfd.kl_divergence(*factors)
+    except NotImplementedError:
+        return factors[0].log_prob(z) - factors[1].log_prob(z)
+
+
+def kl_groups(kl_dimensions, num_groups):
+    """[..., num_groups]: the KL per dimension summed over contiguous, equal groups of latents
+    (group g holds dimensions g*L/G .. (g+1)*L/G - 1); num_groups = latent_dim gives the KL
+    per dimension itself."""
+    latent_dim = kl_dimensions.shape[-1]
+    check_groups(latent_dim, num_groups)
+    shape = tf.concat([tf.shape(kl_dimensions)[:-1], [num_groups, latent_dim // num_groups]], 0)
+    return tf.reduce_sum(tf.reshape(kl_dimensions, shape), axis=-1)
+
+
+def check_groups(latent_dim, num_groups):
+    if not (isinstance(num_groups, int) and 1 <= num_groups <= latent_dim
+            and latent_dim % num_groups == 0):
+        raise ValueError(f"free_bits_groups must divide latent_dim={latent_dim} into equal "
+                         f"groups; received {num_groups!r}. Use a divisor of {latent_dim}.")
+
+
+def free_bits_kl(group_kl, free_bits, group_means):
+    """Per-example KL term with free bits (Kingma et al. 2016, eq. 15), nats [batch].
+
+    The objective floors the batch-mean KL of every group g at lambda = ``free_bits``:
+
+        KL_free = sum_g max(lambda, E_x[KL_g(x)])
+
+    Returned per example as sum_g (KL_g(x) if E_x[KL_g] > lambda else lambda), whose mean over
+    the batch is exactly KL_free and whose gradient is that of KL_free: a group under the floor
+    gets no gradient from the KL, so the encoder may use those nats for free.
+    ``group_means`` [groups] is E_x[KL_g] over the (global) batch; it is not differentiated.
 
     Args:
-        x: the data [batch, *event_shape].
-        posterior: q(z|x), event shape [latent_dim].
-        likelihood: p(x|z) at the posterior draw ``z``, event shape = x's event shape.
-        prior: p(z), event shape [latent_dim].
-        z: the posterior draw [batch, latent_dim].
-        kl_weight: weight of the KL term in the loss (scalar).
+        group_kl: [batch, groups] KL of each group per example (``kl_groups``).
+        free_bits: lambda, nats per group (>= 0).
+        group_means: [groups] batch means of ``group_kl``.
     """
-    reconstruction = -likelihood.log_prob(x)
-    kl = kl_divergence(posterior, prior, z)
+    above = tf.stop_gradient(group_means) > free_bits
+    floor = tf.cast(free_bits, group_kl.dtype)
+    return tf.reduce_sum(tf.where(above, group_kl, floor * tf.ones_like(group_kl)), axis=-1)
+
+
+def log_importance_weights(log_likelihood, posterior, prior, z, kl_weight=1.0):
+    """log w_k = log p(x|z_k) - kl_weight * (log q(z_k|x) - log p(z_k)), nats [K, batch].
+
+    With kl_weight = 1, w_k = p(x, z_k) / q(z_k|x), z_k ~ q(z|x): E[w_k] = p(x).
+
+    Args:
+        log_likelihood: log p(x|z_k) [K, batch].
+        posterior: q(z|x), batch shape [batch], event shape [latent_dim].
+        prior: p(z), event shape [latent_dim].
+        z: the draws [K, batch, latent_dim].
+    """
+    log_ratio = posterior.log_prob(z) - prior.log_prob(z)
+    return log_likelihood - tf.cast(kl_weight, log_ratio.dtype) * log_ratio
+
+
+def iwae_bound(log_weights):
+    """The importance-weighted bound (Burda et al. 2016) per example, nats [batch]:
+
+        L_K(x) = log (1/K) sum_k w_k  <=  log p(x),   log_weights = log w_k [K, batch],
+
+    by log-sum-exp, so it is exact for weights far below exp(-700). L_1 is the single-sample
+    ELBO estimate; E[L_K] rises with K towards log p(x).
+    """
+    count = tf.cast(tf.shape(log_weights)[0], log_weights.dtype)
+    return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(count)
+
+
+def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=0.0,
+                  free_bits_groups=None, mean_over_batch=None):
+    """Per-example terms of the K-sample ELBO estimate (see ``ELBOTerms``), nats [batch].
+
+    reconstruction = -(1/K) sum_k log p(x|z_k), kl = KL(q(z|x) || p(z)) (analytic, or the
+    Monte Carlo estimate averaged over the K draws), loss = reconstruction + kl_weight * kl,
+    or with free bits reconstruction + kl_weight * KL_free (``free_bits_kl``).
+
+    Args:
+        log_likelihood: log p(x|z_k) [K, batch] at the draws ``z`` [K, batch, latent_dim].
+        posterior, prior: q(z|x) and p(z), event shape [latent_dim].
+        kl_weight: beta, the weight of the KL in the loss.
+        free_bits: lambda in nats per group; 0 turns free bits off.
+        free_bits_groups: number of groups (default: one per latent dimension).
+        mean_over_batch: function [batch, G] -> [G] giving the mean over the whole (global)
+            batch; default ``tf.reduce_mean`` over this batch.
+    """
+    reconstruction = -tf.reduce_mean(log_likelihood, axis=0)
+    kl = _mean_over_draws(kl_divergence(posterior, prior, z), rank=1)
     kl_weight = tf.cast(kl_weight, kl.dtype)
+    kl_term = kl
+    if free_bits:
+        latent_dim = z.shape[-1]
+        groups = kl_groups(_mean_over_draws(kl_per_dimension(posterior, prior, z), rank=2),
+                           free_bits_groups or latent_dim)
+        mean_over_batch = mean_over_batch or (lambda v: tf.reduce_mean(v, axis=0))
+        kl_term = free_bits_kl(groups, free_bits, mean_over_batch(groups))
     return ELBOTerms(
-        loss=reconstruction + kl_weight * kl,
+        loss=reconstruction + kl_weight * kl_term,
         elbo=-(reconstruction + kl),
         reconstruction=reconstruction,
         kl=kl,
     )
+
+
+def negative_iwae(log_likelihood, posterior, prior, z, kl_weight=1.0):
+    """Terms of the IWAE objective with K = z.shape[0] draws, nats [batch]: loss = -L_K(x)
+    (``iwae_bound`` of ``log_importance_weights``); reconstruction, kl and elbo are the K-sample
+    ELBO estimate of ``negative_elbo``, reported beside it (L_K >= that ELBO in expectation)."""
+    terms = negative_elbo(log_likelihood, posterior, prior, z)
+    bound = iwae_bound(log_importance_weights(log_likelihood, posterior, prior, z, kl_weight))
+    return terms._replace(loss=-bound)
+
+
+def _mean_over_draws(values, rank):
+    """Mean over the leading K axis of draws, which a Monte Carlo KL has and an analytic one
+    (of ``rank`` dimensions) has not."""
+    return tf.reduce_mean(values, axis=0) if values.shape.rank > rank else values

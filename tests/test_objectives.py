@@ -92,7 +92,8 @@ def test_negative_elbo_terms_follow_their_formulas(kl_weight):
     x = (rng.random((3, 4)) > 0.5).astype("float32")
     likelihood = tfd.Independent(tfd.Bernoulli(logits=tf.fill([3, 4], 0.0)), 1)
 
-    terms = objectives.negative_elbo(x, posterior, likelihood, _standard_normal(2), z,
+    log_likelihood = likelihood.log_prob(x)[tf.newaxis]  # K = 1 draw: [1, batch]
+    terms = objectives.negative_elbo(log_likelihood, posterior, _standard_normal(2), z[None],
                                      kl_weight=kl_weight)
 
     reconstruction = np.full(3, 4 * np.log(2.0))  # four fair coins: 4 log 2 nats
