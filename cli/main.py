@@ -52,7 +52,8 @@ def _default_output(dataset, likelihood, architecture):
     "kvae fit --dataset mnist",
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
     "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
-    "kvae fit --dataset mnist --output saved_models/run1 --resume"))
+    "kvae fit --dataset mnist --output saved_models/run1 --resume",
+    "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear"))
 @click.option("--dataset", default="mnist", show_default=True,
               help="TFDS image dataset name (mnist, fashion_mnist, kmnist, cifar10, ...).")
 @click.option("--data-dir", type=click.Path(), default=None,
@@ -75,6 +76,23 @@ def _default_output(dataset, likelihood, architecture):
               help="cosine: decay the learning rate to 0 over the run (half a cosine).")
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the KL term (beta); 1 trains on the ELBO.")
+@click.option("--objective", type=click.Choice(["elbo", "iwae"]), default="elbo",
+              show_default=True, help="iwae: the importance-weighted bound of Burda et al.")
+@click.option("--iw-samples", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Posterior draws K per training example (the IWAE's K).")
+@click.option("--free-bits", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Floor in nats on the batch-mean KL of each latent group; 0: off.")
+@click.option("--free-bits-groups", type=click.IntRange(min=1), default=None,
+              help="Equal groups of latents for --free-bits [default: one per dimension].")
+@click.option("--kl-warmup", type=click.Choice(["none", "linear", "cyclical"]), default="none",
+              show_default=True, help="Raise the KL weight from 0 to --kl-weight.")
+@click.option("--kl-warmup-length", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Warm-up length (the cycle length for cyclical), in --kl-warmup-unit.")
+@click.option("--kl-warmup-unit", type=click.Choice(["epochs", "steps"]), default="epochs",
+              show_default=True)
+@click.option("--kl-warmup-ratio", type=click.FloatRange(min=0, max=1, min_open=True),
+              default=0.5, show_default=True,
+              help="Rising fraction of each cycle (cyclical warm-up).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Path(), default=None,
               help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>].")
@@ -127,18 +145,32 @@ def _test_data(run, dataset, data_dir):
 
 @cli.command(epilog=_examples(
     "kvae evaluate saved_models/mnist-bernoulli-mlp",
+    "kvae evaluate saved_models/mnist-bernoulli-mlp --iw-samples 5000",
     "kvae evaluate model.keras --dataset mnist --data-dir ../shared/data/mnist"))
 @_run_argument
 @_with_data_options
-def evaluate(run, dataset, data_dir):
-    """Test ELBO, reconstruction and KL in nats; writes RUN/metrics.json."""
+@click.option("--iw-samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="K for the importance-weighted log-likelihood (papers use 5000); 0: skip.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of every posterior draw: the same seed gives the same figures.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size):
+    """Test ELBO, reconstruction, KL, active units and log-likelihood in nats.
+
+    Writes RUN/metrics.json and RUN/per_example.csv (each test example's ELBO terms and
+    log-likelihood estimate).
+    """
     from keras_vae import evaluation, runs, train
 
     loaded = runs.load_run(run)
     splits = train.load_splits(loaded.data_config(dataset, data_dir))
-    metrics = evaluation.elbo_metrics(loaded.model, splits.test)
+    images = splits.test.unbatch().batch(batch_size)
+    metrics, per_example = evaluation.evaluate(loaded.model, images, iw_samples=iw_samples,
+                                               seed=seed, batch_size=batch_size)
+    metrics["seed"] = seed
     if loaded.directory is not None:
         train.write_json_atomically(loaded.directory / "metrics.json", metrics)
+        evaluation.write_per_example_csv(loaded.directory / "per_example.csv", per_example)
     click.echo(_summary(f"Evaluated {run} on {splits.num_test} test examples", metrics))
 
 
@@ -294,10 +326,20 @@ def info(run):
 
 
 def _summary(title, metrics):
-    lines = [title, "test set, nats per example:"]
-    for name in ("elbo", "reconstruction", "kl", "loss"):
+    lines = [title, "test set, nats per example (+- standard error):"]
+    for name in ("elbo", "reconstruction", "kl", "loss", "log_likelihood"):
         if name in metrics:
-            lines.append(f"  {name:<15} {metrics[name]:10.3f}")
+            error = metrics.get(f"{name}_stderr")
+            spread = f" +- {error:.3f}" if error is not None else ""
+            label = f"log p(x), K={metrics['iw_samples']}" if name == "log_likelihood" else name
+            lines.append(f"  {label:<20} {metrics[name]:10.3f}{spread}")
+    for name, unit in (("bits_per_dim", "bits/dim (ELBO)"), ("nll_bits_per_dim",
+                                                            "bits/dim (log p(x))")):
+        if name in metrics:
+            lines.append(f"  {unit:<20} {metrics[name]:10.4f}")
+    if "active_units" in metrics:
+        lines.append(f"  {'active units':<20} {metrics['active_units']:>10d} of "
+                     f"{len(metrics['kl_per_dimension'])}")
     return "\n".join(lines)
 
 

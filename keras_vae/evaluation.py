@@ -1,28 +1,178 @@
 """Evaluation of a trained VAE on held-out data, in nats per example.
 
-``elbo_metrics`` gives the test ELBO and its two terms, estimated with one posterior draw per
-example from the model's seeded noise stream:
+The figure papers report as test NLL is the importance-weighted estimate (Burda et al. 2016)
 
-    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x)
-    reconstruction = -log p(x|z)   (distortion),   kl = KL(q(z|x) || p(z))   (rate)
+    log p(x) >= L_K(x) = log (1/K) sum_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x),
 
-Bits per dimension = -ELBO / (number of pixels * ln 2), an upper bound on the code length.
+which rises towards log p(x) as K grows (K = 5000 in the MNIST tables). ``log_likelihood``
+computes it in chunks of draws, combined by log-sum-exp, so memory is bounded by the chunk
+whatever K. Beside it (``evaluate``):
+
+    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = L_1(x) in expectation
+    distortion = -log p(x|z) (``reconstruction``),   rate = KL(q(z|x) || p(z)) (``kl``)
+    KL per latent dimension,  active units: #{i : Cov_x(E_q[z_i]) > 0.01} (Burda et al.)
+
+Bits per dimension = -log p(x) / (D ln 2) for D pixel values (an upper bound for the ELBO).
+Every random draw comes from a stateless seed, so the same seed gives the same figures.
 """
 
 import math
 
 import numpy as np
+import tensorflow as tf
+
+from keras_vae import objectives
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, sec. 5.2
+DECODER_ROWS_PER_CHUNK = 20_000  # decoder inputs per chunk of draws: ~100 MB for MNIST MLPs
 
 
-def elbo_metrics(model, dataset):
-    """{"elbo", "reconstruction", "kl", "loss", "bits_per_dim"} on a dataset of batches
-    (labels ignored): means over every example, nats (bits for bits_per_dim)."""
-    if model.optimizer is None:
-        model.compile()  # evaluate() needs a compiled model; no optimizer is used
-    metrics = {k: float(v) for k, v in
-               model.evaluate(dataset, return_dict=True, verbose=0).items()}
-    metrics["bits_per_dim"] = -metrics["elbo"] / (np.prod(model.image_shape) * math.log(2))
-    return metrics
+def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_size=None):
+    """Importance-weighted estimate of log p(x) per example [n], nats (float64).
+
+    Args:
+        model: a ``VAE``, or any object with ``encode(x)`` -> q(z|x), ``decode(z)`` -> p(x|z)
+            and ``prior.distribution()`` -> p(z) (distributions with event dimensions).
+        data: an array [n, ...] or a ``tf.data.Dataset`` of batches (x or (x, y)).
+        num_samples: K, the importance samples per example.
+        seed: integer; draw k of the example batch b uses the stateless seed
+            (seed, b * K + k), so results do not depend on ``chunk_size``.
+        batch_size: examples per batch when ``data`` is an array.
+        chunk_size: draws decoded at once (default: ``DECODER_ROWS_PER_CHUNK // batch``);
+            memory grows with chunk_size * batch, not with K.
+    """
+    num_samples = _positive_int("num_samples", num_samples)
+    estimate = _importance_weighted_batch(model)
+    values = []
+    for index, x in enumerate(_batches(data, batch_size)):
+        chunk = chunk_size or max(1, DECODER_ROWS_PER_CHUNK // int(x.shape[0]))
+        values.append(estimate(x, tf.constant(num_samples, tf.int64),
+                               tf.constant(_positive_int("chunk_size", chunk), tf.int64),
+                               tf.constant([seed, index * num_samples], tf.int64)).numpy())
+    return np.concatenate(values)
+
+
+def _importance_weighted_batch(model):
+    """A tf.function (x, K, chunk, seed) -> L_K(x) [batch] that loops over chunks of draws."""
+
+    @tf.function(reduce_retracing=True)
+    def estimate(x, num_samples, chunk, seed):
+        posterior = model.encode(x)
+        prior = model.prior.distribution()
+        batch = tf.shape(x)[0]
+        latent_dim = posterior.event_shape[-1]
+
+        def draw(k):  # draw k's noise for the whole batch, from its own stateless seed
+            return tf.random.stateless_normal([batch, latent_dim], seed=seed + tf.stack([tf.zeros_like(k), k]))
+
+        def add_chunk(first, total):
+            count = tf.minimum(chunk, num_samples - first)
+            noise = tf.map_fn(draw, tf.range(first, first + count), fn_output_signature=tf.float32)
+            z = objectives.reparameterized_sample(posterior, noise)
+            log_weights = objectives.log_importance_weights(
+                objectives.decoded_log_likelihood(model.decode, x, z), posterior, prior, z)
+            chunk_total = tf.cast(tf.reduce_logsumexp(log_weights, axis=0), tf.float64)
+            # log(sum so far + sum of this chunk), stable for any magnitudes
+            return first + count, tf.reduce_logsumexp(tf.stack([total, chunk_total]), axis=0)
+
+        start = tf.fill([batch], tf.constant(-np.inf, tf.float64))
+        _, total = tf.while_loop(lambda first, _: first < num_samples, add_chunk,
+                                 (tf.constant(0, tf.int64), start))
+        return total - tf.math.log(tf.cast(num_samples, tf.float64))
+
+    return estimate
+
+
+def posterior_statistics(model, data, seed=0, batch_size=100):
+    """Per-example ELBO terms and the posterior's use of its latent dimensions.
+
+    Returns a dict of numpy arrays: ``elbo``, ``reconstruction``, ``kl``, ``loss`` [n] (nats,
+    from the model's own objective with one noise stream seeded by ``seed``),
+    ``kl_per_dimension`` [latent_dim] (mean over examples, nats) and ``posterior_mean_variance``
+    [latent_dim], Var_x(E_q[z_i]) (the activity of unit i).
+    """
+    saved_seed = model._noise_seed.numpy()
+    model._noise_seed.assign([seed, 0])  # reproducible noise; the model's stream is put back
+
+    @tf.function(reduce_retracing=True)
+    def batch_terms(x):
+        posterior = model.encode(x)
+        prior = model.prior.distribution()
+        terms = model.elbo_terms(x)
+        try:
+            kl_dims = objectives.kl_per_dimension(posterior, prior,
+                                                  posterior.sample(seed=[seed, 1]))
+        except ValueError:  # a prior that does not factorise: no KL per dimension
+            kl_dims = tf.fill(tf.shape(posterior.mean()), np.nan)
+        return terms, posterior.mean(), kl_dims
+
+    parts = {name: [] for name in ("elbo", "reconstruction", "kl", "loss", "means", "kl_dims")}
+    try:
+        for x in _batches(data, batch_size):
+            terms, means, kl_dims = batch_terms(x)
+            for name in objectives.ELBOTerms._fields:
+                parts[name].append(getattr(terms, name).numpy())
+            parts["means"].append(means.numpy())
+            parts["kl_dims"].append(kl_dims.numpy())
+    finally:
+        model._noise_seed.assign(saved_seed)
+    result = {name: np.concatenate(parts[name]).astype(np.float64)
+              for name in objectives.ELBOTerms._fields}
+    result["kl_per_dimension"] = np.concatenate(parts["kl_dims"]).astype(np.float64).mean(0)
+    result["posterior_mean_variance"] = np.concatenate(parts["means"]).astype(np.float64).var(0)
+    return result
+
+
+def active_units(posterior_mean_variance, threshold=ACTIVE_UNIT_THRESHOLD):
+    """Number of latent dimensions whose posterior mean varies across the data:
+    Cov_x(E_q[z_i]) > threshold (Burda et al. 2016)."""
+    return int(np.sum(np.asarray(posterior_mean_variance) > threshold))
+
+
+def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None):
+    """Every test figure of a model, as (metrics dict, per-example dict of arrays).
+
+    metrics: elbo, reconstruction, kl, loss (means, nats), their standard errors, bits_per_dim
+    of the ELBO, kl_per_dimension (list), active_units, num_examples; with ``iw_samples`` = K
+    > 0 also log_likelihood (mean L_K, nats), its standard error, nll_bits_per_dim and
+    iw_samples. per-example: elbo, reconstruction, kl (and log_likelihood) [n].
+    """
+    statistics = posterior_statistics(model, data, seed=seed, batch_size=batch_size)
+    dimensions = int(np.prod(model.image_shape))
+    per_example = {name: statistics[name] for name in ("elbo", "reconstruction", "kl")}
+    metrics = {"num_examples": int(len(statistics["elbo"]))}
+    for name in ("elbo", "reconstruction", "kl", "loss"):
+        metrics[name] = float(statistics[name].mean())
+        metrics[f"{name}_stderr"] = _standard_error(statistics[name])
+    metrics["bits_per_dim"] = bits_per_dimension(-metrics["elbo"], dimensions)
+    metrics["kl_per_dimension"] = [float(v) for v in statistics["kl_per_dimension"]]
+    metrics["active_units"] = active_units(statistics["posterior_mean_variance"])
+    if iw_samples:
+        values = log_likelihood(model, data, num_samples=iw_samples, seed=seed,
+                                batch_size=batch_size, chunk_size=chunk_size)
+        per_example["log_likelihood"] = values
+        metrics.update(log_likelihood=float(values.mean()),
+                       log_likelihood_stderr=_standard_error(values),
+                       nll_bits_per_dim=bits_per_dimension(-values.mean(), dimensions),
+                       iw_samples=int(iw_samples))
+    return metrics, per_example
+
+
+def write_per_example_csv(path, per_example):
+    """A CSV with one row per example: index and every per-example figure (nats)."""
+    from keras_vae.files import replace_atomically
+
+    names = list(per_example)
+    rows = np.column_stack([np.arange(len(per_example[names[0]]))] +
+                           [per_example[name] for name in names])
+    replace_atomically(path, lambda file: np.savetxt(
+        file, rows, delimiter=",", header=",".join(["index"] + names), comments="",
+        fmt=["%d"] + ["%.6f"] * len(names)))
+
+
+def bits_per_dimension(nats_per_example, dimensions):
+    """nats per example / (D ln 2): bits per pixel value."""
+    return float(nats_per_example / (dimensions * math.log(2)))
 
 
 def bernoulli_negative_log_likelihood(probabilities, x, epsilon=1e-7):
@@ -36,3 +186,24 @@ def bernoulli_negative_log_likelihood(probabilities, x, epsilon=1e-7):
     x = np.asarray(x, np.float64)
     terms = x * np.log(p) + (1 - x) * np.log1p(-p)
     return -terms.reshape(len(terms), -1).sum(axis=1)
+
+
+def _standard_error(values):
+    return float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; received {value!r}.")
+    return int(value)
+
+
+def _batches(data, batch_size):
+    """float32 tensors of examples from an array or a dataset of batches (labels dropped)."""
+    if isinstance(data, tf.data.Dataset):
+        for batch in data:
+            yield tf.cast(batch[0] if isinstance(batch, (tuple, list)) else batch, tf.float32)
+        return
+    data = np.asarray(data, np.float32)
+    for start in range(0, len(data), _positive_int("batch_size", batch_size)):
+        yield tf.constant(data[start:start + batch_size])

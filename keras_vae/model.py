@@ -96,12 +96,9 @@ class VAE(keras.Model):
             )
         self.prior = prior if prior is not None else StandardNormalPrior(
             self.latent_dim, name="prior")
-        self.objective = networks.check_choice("objective", objective, OBJECTIVES)
-        self.iw_samples = _check_positive_int("iw_samples", iw_samples)
-        self.free_bits = _check_free_bits(free_bits, objective)
-        self.free_bits_groups = free_bits_groups
-        if free_bits_groups is not None:
-            objectives.check_groups(self.latent_dim, free_bits_groups)
+        (self.objective, self.iw_samples, self.free_bits,
+         self.free_bits_groups) = check_objective(objective, iw_samples, free_bits,
+                                                  free_bits_groups, self.latent_dim)
         self._kl_weight = self.add_weight(
             name="kl_weight", shape=(), trainable=False,
             initializer=keras.initializers.Constant(_check_kl_weight(kl_weight)))
@@ -188,13 +185,9 @@ class VAE(keras.Model):
 
     def log_likelihood_at(self, x, z, training=None):
         """log p(x|z_k) [K, batch] for draws z [K, batch, latent_dim], decoded in one call."""
-        draws, batch = tf.shape(z)[0], tf.shape(z)[1]
-        likelihood = self.decoder(
-            tf.cast(tf.reshape(z, [draws * batch, self.latent_dim]), self.compute_dtype),
-            training=training)
-        repeated = tf.reshape(tf.repeat(x[tf.newaxis], draws, axis=0),
-                              tf.concat([[draws * batch], tf.shape(x)[1:]], 0))
-        return tf.reshape(likelihood.log_prob(repeated), [draws, batch])
+        return objectives.decoded_log_likelihood(
+            lambda draws: self.decoder(tf.cast(draws, self.compute_dtype), training=training),
+            x, z)
 
     # ----------------------------------------------------------------- training
 
@@ -361,13 +354,12 @@ def _global_batch_mean(values):
     return total / count
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; received {value!r}.")
-    return int(value)
-
-
-def _check_free_bits(free_bits, objective):
+def check_objective(objective, iw_samples, free_bits, free_bits_groups, latent_dim):
+    """The training objective's options, checked: (objective, K, lambda, groups)."""
+    objective = networks.check_choice("objective", objective, OBJECTIVES)
+    if isinstance(iw_samples, bool) or not isinstance(iw_samples, (int, np.integer)) \
+            or iw_samples < 1:
+        raise ValueError(f"iw_samples must be a positive integer; received {iw_samples!r}.")
     if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float, np.floating)) \
             or not np.isfinite(free_bits) or free_bits < 0:
         raise ValueError(f"free_bits must be a finite number of nats >= 0; received "
@@ -375,7 +367,9 @@ def _check_free_bits(free_bits, objective):
     if free_bits and objective == "iwae":
         raise ValueError("free_bits applies to the ELBO's KL term; the IWAE objective has "
                          "none. Use objective='elbo' with free bits, or free_bits=0.")
-    return float(free_bits)
+    if free_bits_groups is not None:
+        objectives.check_groups(latent_dim, free_bits_groups)
+    return objective, int(iw_samples), float(free_bits), free_bits_groups
 
 
 def _check_kl_weight(kl_weight):

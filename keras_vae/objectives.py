@@ -137,6 +137,16 @@ def free_bits_kl(group_kl, free_bits, group_means):
     return tf.reduce_sum(tf.where(above, group_kl, floor * tf.ones_like(group_kl)), axis=-1)
 
 
+def decoded_log_likelihood(decode, x, z):
+    """log p(x|z_k) [K, batch] for draws z [K, batch, latent_dim]: one ``decode`` call on the
+    K * batch draws, each scored against its own example of x [batch, ...]."""
+    draws, batch = tf.shape(z)[0], tf.shape(z)[1]
+    likelihood = decode(tf.reshape(z, [draws * batch, z.shape[-1]]))
+    repeated = tf.reshape(tf.repeat(tf.cast(x, tf.float32)[tf.newaxis], draws, axis=0),
+                          tf.concat([[draws * batch], tf.shape(x)[1:]], 0))
+    return tf.reshape(likelihood.log_prob(repeated), [draws, batch])
+
+
 def log_importance_weights(log_likelihood, posterior, prior, z, kl_weight=1.0):
     """log w_k = log p(x|z_k) - kl_weight * (log q(z_k|x) - log p(z_k)), nats [K, batch].
 

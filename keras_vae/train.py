@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from keras_vae import data as data_module
 from keras_vae.files import replace_atomically, replace_directory, write_json_atomically
-from keras_vae import networks
-from keras_vae.model import LIKELIHOODS, VAE
+from keras_vae import networks, warmup
+from keras_vae.model import LIKELIHOODS, VAE, check_objective
 
 PARTIAL_SUFFIX = ".partial"
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
@@ -60,6 +60,14 @@ class TrainConfig:
     learning_rate: float = 1e-3
     learning_rate_schedule: str = "cosine"
     kl_weight: float = 1.0
+    objective: str = "elbo"  # or "iwae"
+    iw_samples: int = 1  # K posterior draws per example in training
+    free_bits: float = 0.0  # nats per group; 0: off
+    free_bits_groups: int | None = None  # None: one group per latent dimension
+    kl_warmup: str = "none"  # "linear" or "cyclical" (warmup.py)
+    kl_warmup_length: int = 10  # T, in kl_warmup_unit
+    kl_warmup_unit: str = "epochs"  # or "steps"
+    kl_warmup_ratio: float = 0.5  # rising fraction of a cycle ("cyclical")
     validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
     seed: int = 0
     jit_compile: bool = False
@@ -76,6 +84,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; received {value!r}.")
+        check_objective(self.objective, self.iw_samples, self.free_bits, self.free_bits_groups,
+                        self.latent_dim)
+        warmup.check_warmup(self.kl_warmup, self.kl_warmup_length, self.kl_warmup_unit,
+                            self.kl_warmup_ratio)
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
                 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate must be a positive number; "
@@ -211,12 +223,23 @@ def learning_rate(config, steps_per_epoch):
         config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
 
 
+def warmup_callbacks(config):
+    """[KLWarmUp] when the config asks for a KL warm-up, else []."""
+    if config.kl_warmup == "none":
+        return []
+    return [warmup.KLWarmUp(config.kl_warmup, config.kl_warmup_length,
+                            config.kl_warmup_unit, target=config.kl_weight,
+                            ratio=config.kl_warmup_ratio)]
+
+
 def build_model(config, image_shape, steps_per_epoch=1):
     """The VAE a config describes, compiled with Adam (see ``learning_rate``)."""
     model = VAE(input_shape=image_shape, latent_dim=config.latent_dim,
                 likelihood=config.likelihood, architecture=config.architecture,
                 hidden_units=config.hidden_units, activation=config.activation,
-                kl_weight=config.kl_weight)
+                kl_weight=config.kl_weight, objective=config.objective,
+                iw_samples=config.iw_samples, free_bits=config.free_bits,
+                free_bits_groups=config.free_bits_groups)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
                   jit_compile=config.jit_compile)
     return model
@@ -294,6 +317,7 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
         epochs=config.epochs, initial_epoch=checkpoint.restore(model), verbose=verbose,
         shuffle=False,  # the pipeline shuffles
         callbacks=[
+            *warmup_callbacks(config),  # first: the others see the epoch's kl_weight
             # History before the checkpoint: a kill between the two then repeats the epoch
             # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
             HistoryWriter(working / "history.csv"),

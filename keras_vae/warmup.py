@@ -1,0 +1,86 @@
+"""KL warm-up: the weight of the KL term rises from 0 to its target during training.
+
+Two schedules of the training time t (epochs or optimizer steps), for a target weight beta:
+
+    linear     beta(t) = beta * min(1, t / T)                       (Bowman et al. 2016)
+    cyclical   beta(t) = beta * min(1, (t mod T) / (R * T))         (Fu et al. 2019)
+
+T is the warm-up length (the cycle length for "cyclical"), R the fraction of each cycle spent
+rising. t counts completed epochs or steps, so the first epoch (or step) trains with weight 0.
+``KLWarmUp`` sets ``VAE.kl_weight`` before each epoch or step; it reads the epoch index or the
+optimizer's step count, both restored on resume, so a resumed run continues the schedule.
+"""
+
+import keras
+
+SCHEDULES = ("none", "linear", "cyclical")
+UNITS = ("epochs", "steps")
+
+
+def linear_warmup(t, length, target=1.0):
+    """beta * min(1, t / T); the target itself when T = 0."""
+    return target if length <= 0 else target * min(1.0, t / length)
+
+
+def cyclical_warmup(t, length, target=1.0, ratio=0.5):
+    """beta * min(1, (t mod T) / (R T)): R T of rise, then (1 - R) T at beta, repeated."""
+    return target * min(1.0, (t % length) / (ratio * length))
+
+
+def kl_weight_at(schedule, t, length, target=1.0, ratio=0.5):
+    """The KL weight of ``schedule`` ("none", "linear", "cyclical") at time t."""
+    if schedule == "linear":
+        return linear_warmup(t, length, target)
+    if schedule == "cyclical":
+        return cyclical_warmup(t, length, target, ratio)
+    return target
+
+
+def check_warmup(schedule, length, unit, ratio):
+    """ValueError naming the problem for a warm-up that cannot run."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"kl_warmup must be one of {', '.join(SCHEDULES)}; received "
+                         f"{schedule!r}.")
+    if unit not in UNITS:
+        raise ValueError(f"kl_warmup_unit must be one of {', '.join(UNITS)}; received {unit!r}.")
+    if schedule != "none" and (isinstance(length, bool) or not isinstance(length, int)
+                               or length < 1):
+        raise ValueError(f"kl_warmup_length must be a positive number of {unit}; received "
+                         f"{length!r}.")
+    if schedule == "cyclical" and not 0 < ratio <= 1:
+        raise ValueError(f"kl_warmup_ratio must lie in (0, 1]; received {ratio!r}.")
+
+
+class KLWarmUp(keras.callbacks.Callback):
+    """Sets the model's KL weight from a warm-up schedule before every epoch or step, and logs
+    it as ``kl_weight`` at the end of each epoch.
+
+    Args:
+        schedule: "linear" or "cyclical" ("none" keeps ``target``).
+        length: T, in ``unit``s.
+        unit: "epochs" (t = epoch index) or "steps" (t = the optimizer's step count).
+        target: beta, the weight reached at the end of the warm-up.
+        ratio: R, the rising fraction of each cycle ("cyclical" only).
+    """
+
+    def __init__(self, schedule="linear", length=10, unit="epochs", target=1.0, ratio=0.5):
+        super().__init__()
+        check_warmup(schedule, length, unit, ratio)
+        self.schedule, self.length, self.unit = schedule, length, unit
+        self.target, self.ratio = float(target), float(ratio)
+
+    def _set(self, t):
+        self.model.kl_weight = kl_weight_at(self.schedule, t, self.length, self.target,
+                                            self.ratio)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.unit == "epochs":
+            self._set(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.unit == "steps":
+            self._set(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["kl_weight"] = self.model.kl_weight

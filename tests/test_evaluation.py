@@ -1,0 +1,198 @@
+"""Evaluation: the importance-weighted log-likelihood against the exact log p(x) of a
+linear-Gaussian model, its chunking, stability and seeding; rate, KL per dimension and active
+units against closed forms; ``evaluate`` end to end on a small VAE."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+import keras_vae as kv
+from keras_vae import evaluation
+
+tfd = tfp.distributions
+
+
+class _StandardNormalPrior:
+    def __init__(self, latent_dim):
+        self.latent_dim = latent_dim
+
+    def distribution(self):
+        return tfd.Independent(tfd.Normal(tf.zeros([self.latent_dim]),
+                                          tf.ones([self.latent_dim])), 1)
+
+
+class LinearGaussian:
+    """p(z) = N(0, I), p(x|z) = N(W z + b, sigma^2 I), so p(x) = N(b, W W^T + sigma^2 I).
+
+    W has orthogonal columns (W^T W = diag(s^2)), so the exact posterior is a diagonal Normal:
+    Var = sigma^2 / (sigma^2 + s^2), mean = Var * W^T (x - b) / sigma^2. ``scale_factor`` and
+    ``shift`` make the encoder's q deliberately inexact.
+    """
+
+    def __init__(self, data_dim=6, latent_dim=3, sigma=0.5, scale_factor=1.0, shift=0.0,
+                 max_decoder_rows=None):
+        rng = np.random.default_rng(0)
+        columns, _ = np.linalg.qr(rng.normal(size=(data_dim, latent_dim)))
+        self.W = (columns * np.array([2.0, 1.0, 0.5])[:latent_dim]).astype("float32")
+        self.b = rng.normal(size=data_dim).astype("float32")
+        self.sigma, self.scale_factor, self.shift = sigma, scale_factor, shift
+        self.variance = (sigma**2 / (sigma**2 + (self.W**2).sum(0))).astype("float32")
+        self.prior = _StandardNormalPrior(latent_dim)
+        self.max_decoder_rows = max_decoder_rows
+
+    def encode(self, x):
+        loc = (x - self.b) @ self.W * self.variance / self.sigma**2 + self.shift
+        scale = np.sqrt(self.variance) * self.scale_factor * tf.ones_like(loc)
+        return tfd.Independent(tfd.Normal(loc, scale), 1)
+
+    def decode(self, z):
+        if self.max_decoder_rows is not None:
+            tf.debugging.assert_less_equal(tf.shape(z)[0], self.max_decoder_rows,
+                                           message="decoder given more rows than one chunk")
+        return tfd.Independent(tfd.Normal(z @ self.W.T + self.b, self.sigma), 1)
+
+    def exact_log_likelihood(self, x):
+        covariance = self.W @ self.W.T + self.sigma**2 * np.eye(len(self.b))
+        exact = tfd.MultivariateNormalTriL(self.b.astype("float64"),
+                                           np.linalg.cholesky(covariance.astype("float64")))
+        return exact.log_prob(x.astype("float64")).numpy()
+
+    def sample_data(self, count, seed):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(size=(count, self.W.shape[1]))
+        return (z @ self.W.T + self.b + self.sigma * rng.normal(size=(count, len(self.b)))
+                ).astype("float32")
+
+
+def test_exact_posterior_gives_the_exact_log_likelihood():
+    model = LinearGaussian()
+    x = model.sample_data(50, seed=1)
+    estimate = evaluation.log_likelihood(model, x, num_samples=5000, batch_size=25)
+    # With q = p(z|x) every weight p(x, z)/q(z|x) equals p(x): the estimate is exact at any K.
+    assert np.max(np.abs(estimate - model.exact_log_likelihood(x))) < 0.05
+    assert np.max(np.abs(estimate - model.exact_log_likelihood(x))) < 1e-3
+
+
+def test_bound_tightens_with_k_and_stays_below_the_exact_value():
+    model = LinearGaussian(scale_factor=1.8, shift=0.4)
+    x = model.sample_data(200, seed=2)
+    exact = model.exact_log_likelihood(x).mean()
+    means, errors = [], []
+    for k in (1, 10, 100, 2000):
+        values = evaluation.log_likelihood(model, x, num_samples=k, seed=k, batch_size=100)
+        means.append(values.mean())
+        errors.append(values.std(ddof=1) / np.sqrt(len(values)))
+    gaps = exact - np.array(means)
+    # Never above log p(x) beyond Monte Carlo error (4 standard errors).
+    assert np.all(gaps > -4 * np.array(errors)), (gaps, errors)
+    assert np.all(np.diff(means) > 0), means  # tighter with every tenfold K
+    assert gaps[0] > 0.5 and gaps[-1] < 0.05 * gaps[0], gaps  # q is poor, K=2000 nearly exact
+
+
+def _closed_form_elbo(model, x):
+    """E_q[log p(x|z)] - KL(q || p) for the linear-Gaussian model and its diagonal q."""
+    q = model.encode(x)
+    mu, s = q.mean().numpy().astype("float64"), q.stddev().numpy().astype("float64")
+    W, b, sigma = model.W.astype("float64"), model.b.astype("float64"), model.sigma
+    residual = x - mu @ W.T - b
+    expected_log_likelihood = (-0.5 * len(b) * np.log(2 * np.pi * sigma**2)
+                               - 0.5 * (residual**2).sum(1) / sigma**2
+                               - 0.5 * ((s**2) * (W**2).sum(0)).sum(1) / sigma**2)
+    kl = 0.5 * np.sum(s**2 + mu**2 - 1 - np.log(s**2), axis=1)
+    return expected_log_likelihood - kl
+
+
+def test_k_equals_one_is_the_elbo_in_expectation():
+    model = LinearGaussian(scale_factor=1.5, shift=0.3)
+    x = np.repeat(model.sample_data(1, seed=3), 20_000, axis=0)
+    values = evaluation.log_likelihood(model, x, num_samples=1, batch_size=20_000)
+    tolerance = 5 * values.std(ddof=1) / np.sqrt(len(values))
+    assert abs(values.mean() - _closed_form_elbo(model, x[:1])[0]) < tolerance
+    assert values.mean() < model.exact_log_likelihood(x[:1])[0]
+
+
+def test_estimate_does_not_depend_on_the_chunk_size_and_bounds_memory():
+    x = LinearGaussian().sample_data(10, seed=4)
+    results = {}
+    for chunk in (1, 7, 64):
+        model = LinearGaussian(scale_factor=1.5, max_decoder_rows=chunk * 10)
+        results[chunk] = evaluation.log_likelihood(model, x, num_samples=64, seed=9,
+                                                   batch_size=10, chunk_size=chunk)
+    np.testing.assert_allclose(results[1], results[7], rtol=1e-6)
+    np.testing.assert_allclose(results[1], results[64], rtol=1e-6)
+    # The decoder check above is live: a chunk larger than the limit fails.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more rows than one chunk"):
+        evaluation.log_likelihood(LinearGaussian(max_decoder_rows=70), x, num_samples=64,
+                                  batch_size=10, chunk_size=8)
+
+
+def test_same_seed_same_figures_other_seed_other_figures():
+    model = LinearGaussian(scale_factor=1.5)
+    x = model.sample_data(20, seed=5)
+    first = evaluation.log_likelihood(model, x, num_samples=30, seed=1, batch_size=10)
+    again = evaluation.log_likelihood(model, x, num_samples=30, seed=1, batch_size=10)
+    other = evaluation.log_likelihood(model, x, num_samples=30, seed=2, batch_size=10)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_log_sum_exp_is_stable_far_from_the_data():
+    # x 300 sigma away from the model: log p(x) ~ -1e5, exp(log w) underflows to 0 in a naive
+    # mean. The exact posterior keeps every weight equal, so the estimate must be exact.
+    model = LinearGaussian()
+    x = model.sample_data(4, seed=6) + 150.0
+    estimate = evaluation.log_likelihood(model, x, num_samples=100, batch_size=4)
+    exact = model.exact_log_likelihood(x)
+    assert np.all(exact < -1e4)
+    np.testing.assert_allclose(estimate, exact, rtol=1e-5)
+
+
+def _tiny_vae(**kwargs):
+    return kv.VAE(input_shape=(8, 8, 1), latent_dim=4, hidden_units=(16,), **kwargs)
+
+
+def _set_encoder(model, active_dims):
+    """Hand-set encoder outputs: only ``active_dims`` of loc depend on x."""
+    kernel, bias = model.encoder.head.get_weights()
+    rng = np.random.default_rng(0)
+    kernel = np.zeros_like(kernel)
+    kernel[:, active_dims] = rng.normal(scale=1.0, size=(kernel.shape[0], len(active_dims)))
+    bias[:4] = 0.3  # loc of the inactive dimensions: a constant
+    model.encoder.head.set_weights([kernel, bias])
+
+
+def test_active_units_and_kl_per_dimension_follow_their_definitions(structured_data):
+    model = _tiny_vae()
+    _set_encoder(model, active_dims=[0, 2])
+    x = structured_data[1][:200]
+    statistics = evaluation.posterior_statistics(model, x, batch_size=64)
+    q = model.encode(x)
+    mu, s = q.mean().numpy().astype("float64"), q.stddev().numpy().astype("float64")
+    np.testing.assert_allclose(statistics["posterior_mean_variance"], mu.var(0), rtol=1e-4,
+                               atol=1e-9)
+    assert evaluation.active_units(statistics["posterior_mean_variance"]) == 2
+    assert np.all(mu.var(0)[[0, 2]] > 0.01) and np.all(mu.var(0)[[1, 3]] < 1e-10)
+    closed_form = (0.5 * (s**2 + mu**2 - 1 - np.log(s**2))).mean(0)
+    np.testing.assert_allclose(statistics["kl_per_dimension"], closed_form, rtol=1e-4)
+    np.testing.assert_allclose(statistics["kl_per_dimension"].sum(), statistics["kl"].mean(),
+                               rtol=1e-4)
+
+
+def test_evaluate_reports_every_figure_reproducibly(structured_data):
+    model = _tiny_vae()
+    x = structured_data[1][:60]
+    seed_before = model._noise_seed.numpy()
+    metrics, per_example = evaluation.evaluate(model, x, iw_samples=20, seed=3, batch_size=32)
+    again, _ = evaluation.evaluate(model, x, iw_samples=20, seed=3, batch_size=32)
+    assert metrics == again  # same seed, same figures (and the model's own stream untouched)
+    np.testing.assert_array_equal(model._noise_seed.numpy(), seed_before)
+    np.testing.assert_allclose(metrics["elbo"], per_example["elbo"].mean())
+    np.testing.assert_allclose(metrics["elbo"],
+                               -(metrics["reconstruction"] + metrics["kl"]), rtol=1e-6)
+    np.testing.assert_allclose(metrics["nll_bits_per_dim"],
+                               -metrics["log_likelihood"] / (64 * np.log(2)))
+    # Averaged over examples, the K=20 bound sits above the ELBO (it is tighter).
+    assert metrics["log_likelihood"] > metrics["elbo"]
+    assert metrics["num_examples"] == 60 and len(metrics["kl_per_dimension"]) == 4
+    assert metrics["iw_samples"] == 20 and 0 <= metrics["active_units"] <= 4
