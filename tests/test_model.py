@@ -247,10 +247,10 @@ def test_save_and_load_conv_normal_model(tmp_path):
 # ---------------------------------------------------------------- MirroredStrategy
 
 
-def _train_under(strategy, x, epochs, optimizer):
+def _train_under(strategy, x, epochs, optimizer, **options):
     with strategy.scope():
         keras.utils.set_random_seed(99)
-        model = _tiny_vae()
+        model = _tiny_vae(**options)
         model.compile(optimizer=optimizer())
     dataset = tf.data.Dataset.from_tensor_slices(x).batch(16)
     history = model.fit(dataset, epochs=epochs, verbose=0).history
@@ -264,11 +264,17 @@ def _two_cpu_strategy():
     return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
 
 
-def test_mirrored_strategy_trains_like_one_device(structured_data):
+@pytest.mark.parametrize("options", [
+    {},
+    # Free bits floor the mean KL over the *global* batch: replicas must agree on it.
+    {"free_bits": 0.05},
+    {"objective": "iwae", "iw_samples": 3},
+], ids=["elbo", "free-bits", "iwae"])
+def test_mirrored_strategy_trains_like_one_device(structured_data, options):
     x = structured_data[0][:64]
     adam = lambda: keras.optimizers.Adam(1e-2)  # noqa: E731
-    single, single_history = _train_under(tf.distribute.get_strategy(), x, 3, adam)
-    mirrored, mirrored_history = _train_under(_two_cpu_strategy(), x, 3, adam)
+    single, single_history = _train_under(tf.distribute.get_strategy(), x, 3, adam, **options)
+    mirrored, mirrored_history = _train_under(_two_cpu_strategy(), x, 3, adam, **options)
     # 12 Adam steps; a replica that took steps twice as large, or reused another's noise,
     # would differ by about the learning rate (1e-2).
     assert max_abs_difference(single.get_weights(), mirrored.get_weights()) < 1e-5

@@ -102,3 +102,75 @@ def test_negative_elbo_terms_follow_their_formulas(kl_weight):
     np.testing.assert_allclose(terms.kl, kl, rtol=1e-5)
     np.testing.assert_allclose(terms.loss, reconstruction + kl_weight * kl, rtol=1e-5)
     np.testing.assert_allclose(terms.elbo, -(reconstruction + kl), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- free bits, IWAE, warm-up
+
+
+def _kl_dimensions(mu, sigma):
+    return 0.5 * (sigma**2 + mu**2 - 1 - np.log(sigma**2))
+
+
+@pytest.mark.parametrize("groups", [None, 2])
+@pytest.mark.parametrize("kl_weight", [1.0, 3.0])
+def test_free_bits_floor_the_batch_mean_kl_of_each_group(groups, kl_weight):
+    # Hand-set posteriors: dimensions 0 and 1 carry about 1 nat, 2 and 3 almost none.
+    mu = np.array([[1.4, -1.3, 0.1, 0.0], [-1.5, 1.2, 0.0, 0.1], [1.3, 1.5, -0.1, 0.0]],
+                  "float32")
+    sigma = np.array([[0.5, 0.6, 0.95, 1.0]] * 3, "float32")
+    loc = tf.Variable(mu)
+    noise = np.random.default_rng(0).normal(size=(1, 3, 4)).astype("float32")
+    free_bits = 0.4
+    with tf.GradientTape() as tape:
+        posterior = _diagonal_normal(loc, sigma)
+        z = objectives.reparameterized_sample(posterior, noise)
+        terms = objectives.negative_elbo(tf.zeros([1, 3]), posterior, _standard_normal(4), z,
+                                         kl_weight=kl_weight, free_bits=free_bits,
+                                         free_bits_groups=groups)
+        mean_loss = tf.reduce_mean(terms.loss)
+    per_dim = _kl_dimensions(mu.astype("float64"), sigma.astype("float64"))
+    per_group = per_dim.reshape(3, groups, -1).sum(-1) if groups else per_dim
+    means = per_group.mean(0)
+    # sum_g max(lambda, E_x[KL_g]): the loss's batch mean, exactly (Kingma et al. 2016).
+    np.testing.assert_allclose(mean_loss, kl_weight * np.maximum(free_bits, means).sum(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(terms.kl, per_dim.sum(1), rtol=1e-5)  # the true rate, reported
+    # Gradient: beta * dKL/dmu / batch = beta * mu / 3 for groups above the floor, 0 below.
+    above = np.repeat(means > free_bits, per_dim.shape[1] // len(means))
+    assert above.any() and not above.all()
+    expected = np.where(above, kl_weight * mu / 3, 0.0)
+    np.testing.assert_allclose(tape.gradient(mean_loss, loc), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_free_bits_reject_groups_that_do_not_divide_the_latents():
+    with pytest.raises(ValueError, match="free_bits_groups must divide latent_dim=4"):
+        objectives.kl_groups(tf.zeros([2, 4]), 3)
+
+
+def test_iwae_bound_is_the_log_mean_of_the_weights():
+    rng = np.random.default_rng(7)
+    mu = rng.normal(size=(3, 2)).astype("float32")
+    sigma = np.exp(rng.normal(scale=0.3, size=(3, 2))).astype("float32")
+    posterior, prior = _diagonal_normal(mu, sigma), _standard_normal(2)
+    z = objectives.reparameterized_sample(posterior, rng.normal(size=(5, 3, 2)).astype("float32"))
+    log_likelihood = rng.normal(loc=-50.0, scale=3.0, size=(5, 3)).astype("float32")
+    terms = objectives.negative_iwae(log_likelihood, posterior, prior, z)
+
+    log_weights = (log_likelihood.astype("float64") + prior.log_prob(z).numpy()
+                   - posterior.log_prob(z).numpy())
+    top = log_weights.max(0)
+    bound = top + np.log(np.mean(np.exp(log_weights - top), axis=0))
+    np.testing.assert_allclose(-terms.loss, bound, rtol=1e-5)
+    # Jensen, draw by draw: log mean w >= mean log w, the K-sample Monte Carlo ELBO.
+    assert np.all(bound >= log_weights.mean(0) - 1e-5)
+    np.testing.assert_allclose(objectives.iwae_bound(log_weights[:1]), log_weights[0])
+
+
+def test_kl_weight_scales_only_the_kl_inside_the_importance_weights():
+    mu, sigma = np.zeros((1, 2), "float32"), np.full((1, 2), 0.5, "float32")
+    posterior, prior = _diagonal_normal(mu, sigma), _standard_normal(2)
+    z = np.full((1, 1, 2), 0.3, "float32")
+    log_ratio = (posterior.log_prob(z) - prior.log_prob(z)).numpy()
+    weights = objectives.log_importance_weights(np.array([[-7.0]], "float32"), posterior,
+                                                prior, z, kl_weight=0.25)
+    np.testing.assert_allclose(weights, -7.0 - 0.25 * log_ratio, rtol=1e-6)

@@ -38,6 +38,22 @@ def test_fit_writes_a_complete_run_and_returns_test_metrics(idx_folder, tmp_path
     assert not train.partial_dir(run).exists()
 
 
+def test_objective_and_warmup_options_reach_the_model_config_and_history(idx_folder,
+                                                                         tmp_path):
+    config = _config(idx_folder, epochs=3, objective="iwae", iw_samples=3, kl_weight=2.0,
+                     kl_warmup="linear", kl_warmup_length=2)
+    train.fit(config, tmp_path / "run", verbose=0)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert {k: record[k] for k in ("objective", "iw_samples", "kl_warmup", "kl_warmup_length",
+                                   "kl_warmup_unit", "free_bits")} == {
+        "objective": "iwae", "iw_samples": 3, "kl_warmup": "linear", "kl_warmup_length": 2,
+        "kl_warmup_unit": "epochs", "free_bits": 0.0}
+    rows = _rows(tmp_path / "run" / "history.csv")
+    np.testing.assert_allclose([float(r["kl_weight"]) for r in rows], [0.0, 1.0, 2.0])
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    assert (model.objective, model.iw_samples, model.kl_weight) == ("iwae", 3, 2.0)
+
+
 def test_history_writer_keeps_each_epoch_once_across_a_resume(tmp_path):
     path = tmp_path / "history.csv"
     writer = train.HistoryWriter(path)
@@ -109,6 +125,9 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_fol
     ("learning_rate", 0.0, "learning_rate must be a positive number"),
     ("likelihood", "laplace", "Unknown likelihood 'laplace'"),
     ("learning_rate_schedule", "step", "Unknown learning_rate_schedule 'step'"),
+    ("iw_samples", 0, "iw_samples must be a positive integer"),
+    ("kl_warmup", "tanh", "kl_warmup must be one of"),
+    ("free_bits", -1.0, "free_bits must be a finite number of nats >= 0"),
 ])
 def test_config_rejects_bad_values(field, value, message, idx_folder):
     with pytest.raises(ValueError, match=message):
