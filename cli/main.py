@@ -71,9 +71,12 @@ def _default_output(dataset, likelihood, architecture):
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True)
-@click.option("--learning-rate-schedule", type=click.Choice(["constant", "cosine"]),
+@click.option("--learning-rate-schedule", type=click.Choice(["constant", "cosine", "burda"]),
               default="cosine", show_default=True,
-              help="cosine: decay the learning rate to 0 over the run (half a cosine).")
+              help="cosine: decay the learning rate to 0 over the run (half a cosine); "
+                   "burda: stage i of 3^i epochs at lr * 10^(-i/7) (Burda et al. 2016).")
+@click.option("--adam-epsilon", type=click.FloatRange(min=0, min_open=True), default=1e-7,
+              show_default=True, help="Adam's epsilon (Burda et al. used 1e-4).")
 @click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the KL term (beta); 1 trains on the ELBO.")
 @click.option("--objective", type=click.Choice(["elbo", "iwae"]), default="elbo",

@@ -9,7 +9,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")
 # matters; errors still show. Set before TensorFlow is first imported; a user's value wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_vae import networks, objectives, priors  # noqa: E402
+from keras_vae import (evaluation, networks, objectives, priors, schedules,  # noqa: E402
+                       warmup)
 from keras_vae.layers import BernoulliDecoder, GaussianEncoder, NormalDecoder  # noqa: E402
 from keras_vae.model import VAE  # noqa: E402
 from keras_vae.priors import StandardNormalPrior  # noqa: E402
@@ -18,5 +19,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "VAE", "GaussianEncoder", "BernoulliDecoder", "NormalDecoder", "StandardNormalPrior",
-    "networks", "objectives", "priors", "__version__",
+    "evaluation", "networks", "objectives", "priors", "schedules", "warmup", "__version__",
 ]

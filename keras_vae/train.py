@@ -25,11 +25,11 @@ import tensorflow as tf
 
 from keras_vae import data as data_module
 from keras_vae.files import replace_atomically, replace_directory, write_json_atomically
-from keras_vae import networks, warmup
+from keras_vae import networks, schedules, warmup
 from keras_vae.model import LIKELIHOODS, VAE, check_objective
 
 PARTIAL_SUFFIX = ".partial"
-LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine", "burda")
 # kvae fit's MLP: wider than kv.VAE's default (200, 200), the Burda et al. model. With the
 # cosine schedule it reaches a test ELBO of about -100 nats on MNIST in 10 epochs (-99.72 and
 # -100.00 in two runs), where 200-200 reaches -103.8 (benchmarks/RESULTS.md).
@@ -59,6 +59,7 @@ class TrainConfig:
     batch_size: int = 100
     learning_rate: float = 1e-3
     learning_rate_schedule: str = "cosine"
+    adam_epsilon: float = 1e-7  # Keras' default; Burda et al. used 1e-4
     kl_weight: float = 1.0
     objective: str = "elbo"  # or "iwae"
     iw_samples: int = 1  # K posterior draws per example in training
@@ -71,6 +72,7 @@ class TrainConfig:
     validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
     seed: int = 0
     jit_compile: bool = False
+    steps_per_execution: int = 1  # training steps per tf.function call (less Python per step)
 
     def __post_init__(self):
         networks.check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
@@ -80,7 +82,11 @@ class TrainConfig:
         self.hidden_units = networks.resolve_hidden_units(self.architecture, self.hidden_units)
         networks.check_choice("learning_rate_schedule", self.learning_rate_schedule,
                               LEARNING_RATE_SCHEDULES)
-        for name in ("epochs", "batch_size", "latent_dim"):
+        if self.steps_per_execution > 1 and self.kl_warmup != "none" \
+                and self.kl_warmup_unit == "steps":
+            raise ValueError("A KL warm-up by steps sets the weight before every step; use "
+                             "steps_per_execution=1 with it, or kl_warmup_unit='epochs'.")
+        for name in ("epochs", "batch_size", "latent_dim", "steps_per_execution"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer; received {value!r}.")
@@ -215,10 +221,13 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 def learning_rate(config, steps_per_epoch):
     """Adam's learning rate: the constant ``config.learning_rate``, or with "cosine" a
     schedule that starts there and decays to 0 along half a cosine over all training steps,
-    lr(t) = lr * (1 + cos(pi * t / T)) / 2, T = epochs * steps_per_epoch. The schedule reads
+    lr(t) = lr * (1 + cos(pi * t / T)) / 2, T = epochs * steps_per_epoch, or with "burda"
+    the stages of ``schedules.BurdaStages``. A schedule reads
     the optimizer's step count, which checkpoints restore, so a resumed run continues it."""
     if config.learning_rate_schedule == "constant":
         return config.learning_rate
+    if config.learning_rate_schedule == "burda":
+        return schedules.BurdaStages(config.learning_rate, steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
 
@@ -240,8 +249,10 @@ def build_model(config, image_shape, steps_per_epoch=1):
                 kl_weight=config.kl_weight, objective=config.objective,
                 iw_samples=config.iw_samples, free_bits=config.free_bits,
                 free_bits_groups=config.free_bits_groups)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-                  jit_compile=config.jit_compile)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
+                                                  epsilon=config.adam_epsilon),
+                  jit_compile=config.jit_compile,
+                  steps_per_execution=config.steps_per_execution)
     return model
 
 

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_vae import schedules as kv_schedules
 from keras_vae import train
 
 
@@ -52,6 +53,16 @@ def test_objective_and_warmup_options_reach_the_model_config_and_history(idx_fol
     np.testing.assert_allclose([float(r["kl_weight"]) for r in rows], [0.0, 1.0, 2.0])
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     assert (model.objective, model.iw_samples, model.kl_weight) == ("iwae", 3, 2.0)
+
+
+def test_burda_stages_follow_their_formula():
+    schedule = kv_schedules.BurdaStages(1e-3, steps_per_epoch=10)
+    # stage i starts at epoch (3^i - 1) / 2 and runs at 1e-3 * 10^(-i/7)
+    for epoch, stage in ((0, 0), (1, 1), (3, 1), (4, 2), (12, 2), (13, 3), (40, 4), (120, 4),
+                         (121, 5), (1092, 6), (1093, 7), (3279, 7)):
+        np.testing.assert_allclose(float(schedule(epoch * 10 + 9)), 1e-3 * 10 ** (-stage / 7),
+                                   rtol=1e-6)
+    assert sum(3**i for i in range(5)) == 121 and sum(3**i for i in range(8)) == 3280
 
 
 def test_history_writer_keeps_each_epoch_once_across_a_resume(tmp_path):
@@ -128,6 +139,7 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_fol
     ("iw_samples", 0, "iw_samples must be a positive integer"),
     ("kl_warmup", "tanh", "kl_warmup must be one of"),
     ("free_bits", -1.0, "free_bits must be a finite number of nats >= 0"),
+    ("steps_per_execution", 0, "steps_per_execution must be a positive integer"),
 ])
 def test_config_rejects_bad_values(field, value, message, idx_folder):
     with pytest.raises(ValueError, match=message):
