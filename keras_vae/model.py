@@ -56,7 +56,9 @@ class VAE(keras.Model):
         free_bits: lambda, nats: floor on the batch-mean KL of each group of latents
             (Kingma et al. 2016); 0 (default) turns it off. Not with ``objective="iwae"``.
         free_bits_groups: number of equal groups of latent dimensions the floor applies to;
-            default one group per dimension.
+            default one group per dimension. Under a tf.distribute strategy the floor applies
+            to each replica's share of the batch (an all-reduce of the group means inside
+            the step clashed with Keras' gradient all-reduce on TF 2.21).
 
     Every reported figure is in nats per example (sum over pixels, mean over the batch).
     Reference: Kingma & Welling, Auto-Encoding Variational Bayes, 2014.
@@ -181,7 +183,7 @@ class VAE(keras.Model):
         # the analytic KL, and so trains identically.
         return objectives.negative_elbo(
             log_likelihood, posterior, prior, z, self._kl_weight, free_bits=self.free_bits,
-            free_bits_groups=self.free_bits_groups, mean_over_batch=_global_batch_mean)
+            free_bits_groups=self.free_bits_groups)
 
     def log_likelihood_at(self, x, z, training=None):
         """log p(x|z_k) [K, batch] for draws z [K, batch, latent_dim], decoded in one call."""
@@ -340,18 +342,6 @@ def _resolve_latent_dim(latent_dim, encoder, prior):
     if len(set(values.values())) > 1:
         raise ValueError(f"Inconsistent latent dimensions: {values}; they must agree.")
     return next(iter(values.values()), DEFAULT_LATENT_DIM)
-
-
-def _global_batch_mean(values):
-    """Mean over the first axis across every replica's examples (not differentiated): with one
-    device the batch mean, under a strategy the mean over the global batch, so free bits see
-    the same batch means however the batch is split."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return tf.reduce_mean(values, axis=0)
-    total = context.all_reduce("sum", tf.reduce_sum(tf.stop_gradient(values), axis=0))
-    count = context.all_reduce("sum", tf.cast(tf.shape(values)[0], values.dtype))
-    return total / count
 
 
 def check_objective(objective, iw_samples, free_bits, free_bits_groups, latent_dim):

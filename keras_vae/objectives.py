@@ -125,7 +125,7 @@ def free_bits_kl(group_kl, free_bits, group_means):
     Returned per example as sum_g (KL_g(x) if E_x[KL_g] > lambda else lambda), whose mean over
     the batch is exactly KL_free and whose gradient is that of KL_free: a group under the floor
     gets no gradient from the KL, so the encoder may use those nats for free.
-    ``group_means`` [groups] is E_x[KL_g] over the (global) batch; it is not differentiated.
+    ``group_means`` [groups] is E_x[KL_g] over the batch; it is not differentiated.
 
     Args:
         group_kl: [batch, groups] KL of each group per example (``kl_groups``).
@@ -188,8 +188,8 @@ def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=
         kl_weight: beta, the weight of the KL in the loss.
         free_bits: lambda in nats per group; 0 turns free bits off.
         free_bits_groups: number of groups (default: one per latent dimension).
-        mean_over_batch: function [batch, G] -> [G] giving the mean over the whole (global)
-            batch; default ``tf.reduce_mean`` over this batch.
+        mean_over_batch: function [batch, G] -> [G] giving the batch means the floor applies
+            to; default ``tf.reduce_mean`` over this batch.
     """
     reconstruction = -tf.reduce_mean(log_likelihood, axis=0)
     kl = _mean_over_draws(kl_divergence(posterior, prior, z), rank=1)
