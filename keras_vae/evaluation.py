@@ -42,38 +42,45 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             memory grows with chunk_size * batch, not with K.
     """
     num_samples = _positive_int("num_samples", num_samples)
-    estimate = _importance_weighted_batch(model)
+    estimates = {}
     values = []
     for index, x in enumerate(_batches(data, batch_size)):
-        chunk = chunk_size or max(1, DECODER_ROWS_PER_CHUNK // int(x.shape[0]))
-        values.append(estimate(x, tf.constant(num_samples, tf.int64),
-                               tf.constant(_positive_int("chunk_size", chunk), tf.int64),
-                               tf.constant([seed, index * num_samples], tf.int64)).numpy())
+        chunk = _positive_int("chunk_size", chunk_size or max(
+            1, DECODER_ROWS_PER_CHUNK // int(x.shape[0])))
+        chunk = min(chunk, num_samples)
+        if chunk not in estimates:
+            estimates[chunk] = _importance_weighted_batch(model, chunk)
+        values.append(estimates[chunk](
+            x, tf.constant(num_samples, tf.int64),
+            tf.constant([seed, index * num_samples], tf.int64)).numpy())
     return np.concatenate(values)
 
 
-def _importance_weighted_batch(model):
-    """A tf.function (x, K, chunk, seed) -> L_K(x) [batch] that loops over chunks of draws."""
+def _importance_weighted_batch(model, chunk):
+    """A tf.function (x, K, seed) -> L_K(x) [batch] that loops over chunks of ``chunk`` draws;
+    draws past K in the last chunk get weight 0 (log weight -inf)."""
 
     @tf.function(reduce_retracing=True)
-    def estimate(x, num_samples, chunk, seed):
+    def estimate(x, num_samples, seed):
         posterior = model.encode(x)
         prior = model.prior.distribution()
         batch = tf.shape(x)[0]
         latent_dim = posterior.event_shape[-1]
 
         def draw(k):  # draw k's noise for the whole batch, from its own stateless seed
-            return tf.random.stateless_normal([batch, latent_dim], seed=seed + tf.stack([tf.zeros_like(k), k]))
+            return tf.random.stateless_normal([batch, latent_dim],
+                                              seed=seed + tf.stack([tf.zeros_like(k), k]))
 
         def add_chunk(first, total):
-            count = tf.minimum(chunk, num_samples - first)
-            noise = tf.map_fn(draw, tf.range(first, first + count), fn_output_signature=tf.float32)
+            draws = first + tf.range(chunk, dtype=tf.int64)
+            noise = tf.map_fn(draw, draws, fn_output_signature=tf.float32)
             z = objectives.reparameterized_sample(posterior, noise)
             log_weights = objectives.log_importance_weights(
                 objectives.decoded_log_likelihood(model.decode, x, z), posterior, prior, z)
+            log_weights = tf.where((draws < num_samples)[:, tf.newaxis], log_weights, -np.inf)
             chunk_total = tf.cast(tf.reduce_logsumexp(log_weights, axis=0), tf.float64)
             # log(sum so far + sum of this chunk), stable for any magnitudes
-            return first + count, tf.reduce_logsumexp(tf.stack([total, chunk_total]), axis=0)
+            return first + chunk, tf.reduce_logsumexp(tf.stack([total, chunk_total]), axis=0)
 
         start = tf.fill([batch], tf.constant(-np.inf, tf.float64))
         _, total = tf.while_loop(lambda first, _: first < num_samples, add_chunk,
