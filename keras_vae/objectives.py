@@ -175,7 +175,7 @@ def iwae_bound(log_weights):
 
 
 def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=0.0,
-                  free_bits_groups=None, mean_over_batch=None):
+                  free_bits_groups=None):
     """Per-example terms of the K-sample ELBO estimate (see ``ELBOTerms``), nats [batch].
 
     reconstruction = -(1/K) sum_k log p(x|z_k), kl = KL(q(z|x) || p(z)) (analytic, or the
@@ -187,9 +187,8 @@ def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=
         posterior, prior: q(z|x) and p(z), event shape [latent_dim].
         kl_weight: beta, the weight of the KL in the loss.
         free_bits: lambda in nats per group; 0 turns free bits off.
-        free_bits_groups: number of groups (default: one per latent dimension).
-        mean_over_batch: function [batch, G] -> [G] giving the batch means the floor applies
-            to; default ``tf.reduce_mean`` over this batch.
+        free_bits_groups: number of groups (default: one per latent dimension). The floor
+            applies to the means over this batch (under a strategy, this replica's share).
     """
     reconstruction = -tf.reduce_mean(log_likelihood, axis=0)
     kl = _mean_over_draws(kl_divergence(posterior, prior, z), rank=1)
@@ -199,8 +198,7 @@ def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=
         latent_dim = z.shape[-1]
         groups = kl_groups(_mean_over_draws(kl_per_dimension(posterior, prior, z), rank=2),
                            free_bits_groups or latent_dim)
-        mean_over_batch = mean_over_batch or (lambda v: tf.reduce_mean(v, axis=0))
-        kl_term = free_bits_kl(groups, free_bits, mean_over_batch(groups))
+        kl_term = free_bits_kl(groups, free_bits, tf.reduce_mean(groups, axis=0))
     return ELBOTerms(
         loss=reconstruction + kl_weight * kl_term,
         elbo=-(reconstruction + kl),
