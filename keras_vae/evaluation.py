@@ -45,7 +45,7 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
     estimates = {}
     values = []
     for index, x in enumerate(_batches(data, batch_size)):
-        chunk = _positive_int("chunk_size", chunk_size or max(
+        chunk = _positive_int("chunk_size", chunk_size if chunk_size is not None else max(
             1, DECODER_ROWS_PER_CHUNK // int(x.shape[0])))
         chunk = min(chunk, num_samples)
         if chunk not in estimates:

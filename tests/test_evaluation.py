@@ -121,6 +121,8 @@ def test_estimate_does_not_depend_on_the_chunk_size_and_bounds_memory():
                                                    batch_size=10, chunk_size=chunk)
     np.testing.assert_allclose(results[1], results[7], rtol=1e-6)
     np.testing.assert_allclose(results[1], results[64], rtol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer; received 0"):
+        evaluation.log_likelihood(LinearGaussian(), x, num_samples=4, chunk_size=0)
     # The decoder check above is live: a chunk larger than the limit fails.
     with pytest.raises(tf.errors.InvalidArgumentError, match="more rows than one chunk"):
         evaluation.log_likelihood(LinearGaussian(max_decoder_rows=70), x, num_samples=64,
