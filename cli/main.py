@@ -53,7 +53,9 @@ def _default_output(dataset, likelihood, architecture):
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
     "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
     "kvae fit --dataset mnist --output saved_models/run1 --resume",
-    "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear"))
+    "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear",
+    "kvae fit --dataset mnist --strategy mirrored --batch-size 256",
+    "TF_CONFIG='{...}' kvae fit --dataset mnist --strategy multi-worker --output /shared/run"))
 @click.option("--dataset", default="mnist", show_default=True,
               help="TFDS image dataset name (mnist, fashion_mnist, kmnist, cifar10, ...).")
 @click.option("--data-dir", type=click.Path(), default=None,
@@ -96,6 +98,14 @@ def _default_output(dataset, likelihood, architecture):
 @click.option("--kl-warmup-ratio", type=click.FloatRange(min=0, max=1, min_open=True),
               default=0.5, show_default=True,
               help="Rising fraction of each cycle (cyclical warm-up).")
+@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multi-worker"]),
+              default="auto", show_default=True,
+              help="auto: all GPUs when there are 2 or more, else one device; mirrored: all "
+                   "GPUs of this machine; multi-worker: the machines TF_CONFIG lists. "
+                   "--batch-size is the global batch, split across them.")
+@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
+              default="float32", show_default=True,
+              help="Mixed precision for GPUs; log_prob, KL and log-sum-exp stay in float32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Path(), default=None,
               help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>].")

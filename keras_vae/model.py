@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import networks, objectives
+from keras_vae import distribute, networks, objectives
 from keras_vae.layers import (BernoulliDecoder, GaussianEncoder, NormalDecoder,
                               check_latent_dim)
 from keras_vae.priors import StandardNormalPrior
@@ -211,6 +211,17 @@ class VAE(keras.Model):
     def test_step(self, data):
         return self._update_metrics(self.elbo_terms(_features_of(data), training=False))
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TF backend) overrides: under a strategy, fit and evaluate first
+        # all-reduce the whole first batch across replicas only to trace the compiled loss and
+        # metrics. That fails whenever the first batch splits unevenly (a validation set
+        # smaller than the batch, say: "Inputs to operation AddN must have the same size", or
+        # across workers "Shape mismatch in the collective instance"). The VAE is built at
+        # construction and has no compiled loss or metrics, so only the optimizer is left.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         # Listing the trackers here makes Keras reset them every epoch and read the logged
@@ -223,7 +234,13 @@ class VAE(keras.Model):
         self.elbo_tracker.update_state(terms.elbo)
         self.reconstruction_tracker.update_state(terms.reconstruction)
         self.kl_tracker.update_state(terms.kl)
-        return {metric.name: metric.result() for metric in self.metrics}
+        results = {metric.name: metric.result() for metric in self.metrics}
+        if distribute.is_multi_worker(tf.distribute.get_strategy()):
+            # Keras reduces these across workers with reduce(MEAN, axis=0), which fails on
+            # scalars ("Invalid reduction dimension 0", DESIGN.md trap 5); every replica holds
+            # the same global value, so a shape-[1] copy reduces to that value.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def _posterior_noise(self, batch_size, num_draws=1):
         """eps ~ N(0, I) [num_draws, batch_size, latent_dim] for this replica's share of the

@@ -18,6 +18,7 @@ import math
 import pathlib
 import platform
 import shutil
+import tempfile
 
 import keras
 import numpy as np
@@ -25,10 +26,12 @@ import tensorflow as tf
 
 from keras_vae import data as data_module
 from keras_vae.files import replace_atomically, replace_directory, write_json_atomically
-from keras_vae import networks, schedules, warmup
+from keras_vae import distribute, networks, schedules, warmup
 from keras_vae.model import LIKELIHOODS, VAE, check_objective
 
 PARTIAL_SUFFIX = ".partial"
+# Options a resumed run may change: where it runs, not what it computes.
+RESUMABLE_CHANGES = ("strategy",)
 LEARNING_RATE_SCHEDULES = ("constant", "cosine", "burda")
 # kvae fit's MLP: wider than kv.VAE's default (200, 200), the Burda et al. model. With the
 # cosine schedule it reaches a test ELBO of about -100 nats on MNIST in 10 epochs (-99.72 and
@@ -73,6 +76,8 @@ class TrainConfig:
     seed: int = 0
     jit_compile: bool = False
     steps_per_execution: int = 1  # training steps per tf.function call (less Python per step)
+    strategy: str = "auto"  # distribute.STRATEGIES
+    precision: str = "float32"  # or "mixed_float16", "mixed_bfloat16"
 
     def __post_init__(self):
         networks.check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
@@ -82,6 +87,8 @@ class TrainConfig:
         self.hidden_units = networks.resolve_hidden_units(self.architecture, self.hidden_units)
         networks.check_choice("learning_rate_schedule", self.learning_rate_schedule,
                               LEARNING_RATE_SCHEDULES)
+        networks.check_choice("strategy", self.strategy, distribute.STRATEGIES)
+        networks.check_choice("precision", self.precision, distribute.PRECISIONS)
         if self.steps_per_execution > 1 and self.kl_warmup != "none" \
                 and self.kl_warmup_unit == "steps":
             raise ValueError("A KL warm-up by steps sets the weight before every step; use "
@@ -165,13 +172,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
     load on resume (seen here with SIGINT; its fallback only catches OSError).
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, restore_from=None):
+        """Writes to ``directory``; restores from ``restore_from`` (default ``directory``):
+        the workers of a multi-worker run all restore the chief's checkpoint."""
         super().__init__()
         self.directory = pathlib.Path(directory)
+        self.restore_from = pathlib.Path(restore_from or directory)
 
     def latest(self):
-        """The newest complete checkpoint folder, or None."""
-        complete = sorted(p for p in self.directory.glob("epoch-*")
+        """The newest complete checkpoint folder to restore, or None."""
+        complete = sorted(p for p in self.restore_from.glob("epoch-*")
                           if (p / "state.json").exists())
         return complete[-1] if complete else None
 
@@ -286,9 +296,12 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
                                f"Use --overwrite to train it again.")
             raise RunError(f"No interrupted run to resume at {working}; start one without "
                            f"--resume.")
-        saved = json.loads((working / "config.json").read_text())["train"]
-        if saved != config.to_json():
-            changed = sorted(k for k in saved if saved[k] != config.to_json().get(k))
+        # Through TrainConfig: options added since the run started take their defaults.
+        saved = TrainConfig.from_json(
+            json.loads((working / "config.json").read_text())["train"]).to_json()
+        changed = sorted(key for key, value in config.to_json().items()
+                         if saved[key] != value and key not in RESUMABLE_CHANGES)
+        if changed:
             raise RunError(f"--resume needs the same options as the interrupted run; "
                            f"these differ: {', '.join(changed)}.")
         return working
@@ -307,25 +320,63 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
 def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=()):
     """Trains the VAE of ``config`` into ``run_dir``; returns the test metrics (nats).
 
-    Raises RunError, data.DataError or ValueError for unusable input before training starts,
-    and TrainingDiverged (after saving the last good weights in the .partial folder) when
-    the loss becomes non-finite.
+    Runs under ``config.strategy`` (distribute.py) and ``config.precision``. Under a
+    multi-worker strategy every worker calls this with the same arguments; only the chief
+    writes ``run_dir``, and with ``resume`` every worker restores the chief's last checkpoint,
+    so ``run_dir`` must be on storage that every worker can read.
+
+    Raises RunError, data.DataError, distribute.DistributeError or ValueError for unusable
+    input before training starts, and TrainingDiverged (after saving the last good weights in
+    the .partial folder) when the loss becomes non-finite.
     """
-    run_dir = pathlib.Path(run_dir)
+    strategy = distribute.make_strategy(config.strategy)  # first: before any op (trap 5)
+    previous_policy = distribute.set_precision(config.precision)
+    try:
+        return _fit_under(strategy, config, pathlib.Path(run_dir), resume, overwrite, verbose,
+                          callbacks)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks):
     splits = load_splits(config)
-    working = prepare_run_dir(config, run_dir, resume=resume, overwrite=overwrite)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        working = prepare_run_dir(config, run_dir, resume=resume, overwrite=overwrite)
+    else:
+        if resume and not (partial_dir(run_dir) / "config.json").exists():
+            raise RunError(f"This worker cannot see the interrupted run {partial_dir(run_dir)}; "
+                           f"a multi-worker --resume needs --output on storage every worker "
+                           f"can read (NFS, a shared disk).")
+        # Every worker makes the same saves (they may involve collectives), into its own
+        # temporary folder, deleted at the end: only the chief writes run_dir.
+        working = pathlib.Path(tempfile.mkdtemp(prefix="kvae-worker-"))
+    try:
+        return _train(strategy, config, splits, working, run_dir, resume, chief, verbose,
+                      callbacks)
+    finally:
+        if not chief:
+            shutil.rmtree(working, ignore_errors=True)
+
+
+def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, callbacks):
     write_json_atomically(working / "config.json", {
         "train": config.to_json(), "versions": versions(),
         "data": {"image_shape": list(splits.image_shape), "num_train": splits.num_train,
-                 "num_validation": splits.num_validation, "num_test": splits.num_test}})
+                 "num_validation": splits.num_validation, "num_test": splits.num_test,
+                 "num_replicas": strategy.num_replicas_in_sync}})
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config, splits.image_shape,
-                        steps_per_epoch=math.ceil(splits.num_train / config.batch_size))
+    checkpoint = EpochCheckpoint(
+        working / "backup",
+        restore_from=partial_dir(run_dir) / "backup" if resume and not chief else None)
+    with strategy.scope():
+        model = build_model(config, splits.image_shape,
+                            steps_per_epoch=math.ceil(splits.num_train / config.batch_size))
+        initial_epoch = checkpoint.restore(model)
     guard = StopOnNonFiniteLoss()
-    checkpoint = EpochCheckpoint(working / "backup")
     model.fit(
         splits.train, validation_data=splits.validation if splits.num_validation else None,
-        epochs=config.epochs, initial_epoch=checkpoint.restore(model), verbose=verbose,
+        epochs=config.epochs, initial_epoch=initial_epoch, verbose=verbose,
         shuffle=False,  # the pipeline shuffles
         callbacks=[
             *warmup_callbacks(config),  # first: the others see the epoch's kl_weight
@@ -341,11 +392,11 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
         model.save(working / "last_good.keras")
         raise TrainingDiverged(
             f"The loss became NaN or infinite in epoch {guard.failed_epoch}; the weights of "
-            f"the last good epoch are in {working / 'last_good.keras'}. Lower the learning "
-            f"rate and start again.")
+            f"the last good epoch are in {partial_dir(run_dir) / 'last_good.keras'}. Lower "
+            f"the learning rate and start again.")
     model.save(working / "model.keras")
     metrics = model.evaluate(splits.test, return_dict=True, verbose=0)
     shutil.rmtree(working / "backup", ignore_errors=True)
-    replace_directory(working, run_dir)
+    if chief:
+        replace_directory(working, run_dir)
     return metrics
-

@@ -1,0 +1,147 @@
+"""Which ``tf.distribute`` strategy a run trains under, and which worker writes the run.
+
+``--strategy``:
+- ``default``: TensorFlow's default strategy (one device);
+- ``mirrored``: ``MirroredStrategy`` over every visible GPU, or over every logical CPU device
+  when there is no GPU (one replica on a plain CPU machine; tests configure two);
+- ``multi-worker``: ``MultiWorkerMirroredStrategy`` configured from the ``TF_CONFIG``
+  environment variable, which Kubernetes TFJob, Slurm scripts and Ray's TensorFlow trainer
+  all set, so the same ``kvae fit`` command runs under any of them;
+- ``auto``: ``mirrored`` when two or more GPUs are visible, ``default`` otherwise.
+
+Under every strategy the batch size is the global batch, split across the replicas; the
+learning rate is the one asked for; the loss is the mean over the global batch
+(``VAE.train_step``, DESIGN.md trap 3).
+
+Only the chief writes the run directory. The chief is the task of type ``chief``, or worker 0
+when the cluster has no chief. Every other worker runs the same saves (a save may take part in
+collective operations, so all workers must make it) into a temporary folder of its own,
+which it deletes at the end.
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class DistributeError(ValueError):
+    """A strategy cannot be set up as asked; the message says why and what to do."""
+
+
+def cluster_spec():
+    """``(cluster, task)`` read from ``TF_CONFIG``, or ``(None, None)`` when it is unset.
+
+    ``TF_CONFIG`` is JSON: ``{"cluster": {"worker": ["host0:port", "host1:port"]},
+    "task": {"type": "worker", "index": 0}}``, with an optional ``"chief"`` list.
+    """
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None, None
+    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
+               '"task": {"type": "worker", "index": 0}}\'')
+    try:
+        values = json.loads(text)
+        cluster, task = values["cluster"], values["task"]
+        members = cluster[task["type"]]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise DistributeError(f"TF_CONFIG is not a valid cluster description ({error!r}); "
+                              f"set it like {example}.") from None
+    if not 0 <= index < len(members):
+        raise DistributeError(f"TF_CONFIG's task index {index} is outside its "
+                              f"{task['type']!r} list of {len(members)}; each task needs its "
+                              f"own index.")
+    return cluster, task
+
+
+def num_tasks(cluster):
+    """Number of processes a TF_CONFIG cluster describes (evaluators excluded)."""
+    return sum(len(members) for role, members in (cluster or {}).items()
+               if role in ("chief", "worker"))
+
+
+def resolve(name):
+    """The concrete strategy ``name`` stands for on this machine (``auto`` resolved)."""
+    if name not in STRATEGIES:
+        raise DistributeError(f"Unknown strategy {name!r}: expected one of "
+                              f"{', '.join(map(repr, STRATEGIES))}.")
+    cluster, _ = cluster_spec()
+    if name == "auto" and num_tasks(cluster) > 1:
+        # Without this a launcher's N processes would each train alone into the same folder.
+        raise DistributeError(f"TF_CONFIG describes a cluster of {num_tasks(cluster)} tasks "
+                              f"but --strategy is auto; pass --strategy multi-worker to train "
+                              f"across them, or unset TF_CONFIG.")
+    if name == "auto":
+        # Physical devices: listing them does not initialise the runtime.
+        return "mirrored" if len(tf.config.list_physical_devices("GPU")) >= 2 else "default"
+    if name == "multi-worker" and cluster is None:
+        raise DistributeError("--strategy multi-worker needs TF_CONFIG to describe the cluster "
+                              "and this task; set it (see the README, 'Scale out') or use "
+                              "--strategy mirrored on one machine.")
+    return name
+
+
+def make_strategy(name):
+    """The ``tf.distribute.Strategy`` for ``name``; call it before TensorFlow runs any op.
+
+    ``MultiWorkerMirroredStrategy`` must be created before the first eager operation
+    (DESIGN.md trap 5), so ``train.fit`` calls this first of all.
+    """
+    name = resolve(name)
+    if name == "multi-worker":
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as error:
+            raise DistributeError(f"Cannot start MultiWorkerMirroredStrategy "
+                                  f"({str(error).splitlines()[0]}); it must be set up before "
+                                  f"TensorFlow runs anything in this process.") from None
+    if name == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(
+            [device.name for device in tf.config.list_logical_devices("CPU")])
+    return tf.distribute.get_strategy()
+
+
+def is_multi_worker(strategy):
+    """True when ``strategy`` spans several processes (collectives between workers)."""
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    return bool(in_multi_worker_mode and in_multi_worker_mode())
+
+
+def is_chief(strategy):
+    """True for the one process that writes the run directory (see ``is_chief_task``)."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    return is_chief_task(resolver.cluster_spec().as_dict(), resolver.task_type,
+                         resolver.task_id)
+
+
+def is_chief_task(cluster, task_type, task_id):
+    """The chief of a cluster: the task of type ``chief``, or worker 0 when there is none."""
+    if "chief" in cluster:
+        return task_type == "chief"
+    return task_type == "worker" and int(task_id) == 0
+
+
+def set_precision(precision):
+    """Sets Keras' global dtype policy for the layers built next; returns the previous one.
+
+    With ``mixed_float16`` or ``mixed_bfloat16`` the networks compute in 16 bits and keep
+    float32 variables; the encoder and decoder heads cast their outputs to float32, so
+    log_prob, the KL and the log-sum-exp stay in float32 (layers.py). Keras wraps the optimizer
+    in a LossScaleOptimizer for ``mixed_float16``.
+    """
+    if precision not in PRECISIONS:
+        raise DistributeError(f"Unknown precision {precision!r}: expected one of "
+                              f"{', '.join(map(repr, PRECISIONS))}.")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    return previous
