@@ -101,11 +101,25 @@ def make_strategy(name):
                                   f"({str(error).splitlines()[0]}); it must be set up before "
                                   f"TensorFlow runs anything in this process.") from None
     if name == "mirrored":
-        if tf.config.list_logical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        return tf.distribute.MirroredStrategy(
-            [device.name for device in tf.config.list_logical_devices("CPU")])
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return _mirrored_strategy(tuple(device.name for device in devices))
     return tf.distribute.get_strategy()
+
+
+_MIRRORED = {}
+
+
+def _mirrored_strategy(devices):
+    """One MirroredStrategy per device set and process.
+
+    Each new MirroredStrategy numbers its collective operations from the same start, so a
+    second one over the same devices (a second fit in one process) reuses the first one's
+    instance keys: TF 2.21 then fails with "Shape mismatch in the collective instance 100" when
+    the models differ, and cannot be trusted when they do not.
+    """
+    if devices not in _MIRRORED:
+        _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
+    return _MIRRORED[devices]
 
 
 def is_multi_worker(strategy):

@@ -68,6 +68,8 @@ class _DistributionLayer(keras.layers.Layer):
         self.network = network
 
     def build(self, input_shape):
+        # Sublayers made here take this layer's dtype policy, not the global one: a model
+        # trained in mixed precision then reloads in mixed precision whatever the global policy.
         if self.network is None:
             self.network = self._default_network(tuple(input_shape[1:]))
         # A forward pass on one zero example builds every body (Sequential, functional or
@@ -120,10 +122,12 @@ class GaussianEncoder(_DistributionLayer):
     def _default_network(self, input_shape):
         networks.check_architecture_accepts(self.architecture, input_shape, self.hidden_units)
         return networks.encoder_body(
-            self.architecture, input_shape, self.hidden_units, self.activation)
+            self.architecture, input_shape, self.hidden_units, self.activation,
+            dtype=self.dtype_policy)
 
     def _build_head(self, feature_shape):
-        self.head = keras.layers.Dense(2 * self.latent_dim, name="posterior_parameters")
+        self.head = keras.layers.Dense(2 * self.latent_dim, name="posterior_parameters",
+                                       dtype=self.dtype_policy)
         self.head.build((None, networks.num_elements(feature_shape[1:])))
 
     def posterior_parameters(self, x, training=None):
@@ -163,7 +167,8 @@ class _ImageDecoder(_DistributionLayer):
 
     def _default_network(self, input_shape):
         return networks.decoder_body(
-            self.architecture, self.image_shape, self.hidden_units, self.activation)
+            self.architecture, self.image_shape, self.hidden_units, self.activation,
+            dtype=self.dtype_policy)
 
     def _build_head(self, feature_shape):
         pixels = feature_shape[1:-1]
@@ -177,7 +182,8 @@ class _ImageDecoder(_DistributionLayer):
                 f"cannot be mapped to images of shape {self.image_shape}: return flat features "
                 f"[batch, units] or a map [batch, *{self.image_shape[:-1]}, filters]."
             )
-        self.head = keras.layers.Dense(units, name="likelihood_parameters")
+        self.head = keras.layers.Dense(units, name="likelihood_parameters",
+                                       dtype=self.dtype_policy)
         self.head.build((None, feature_shape[-1]))
 
     def likelihood_parameters(self, z, training=None):

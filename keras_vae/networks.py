@@ -80,37 +80,42 @@ def check_architecture_accepts(architecture, shape, hidden_units):
         )
 
 
-def encoder_body(architecture, input_shape, hidden_units, activation):
-    """x [batch, *input_shape] -> features [batch, num_features]."""
+def encoder_body(architecture, input_shape, hidden_units, activation, dtype=None):
+    """x [batch, *input_shape] -> features [batch, num_features]; ``dtype``: the layers'
+    dtype policy (None: the global one)."""
     if architecture == "mlp":
-        layers = [keras.layers.Flatten()]
-        layers += [keras.layers.Dense(units, activation=activation) for units in hidden_units]
+        layers = [keras.layers.Flatten(dtype=dtype)]
+        layers += [keras.layers.Dense(units, activation=activation, dtype=dtype)
+                   for units in hidden_units]
     else:
         layers = [
-            keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation)
+            keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=activation,
+                                dtype=dtype)
             for filters in hidden_units
         ]
-        layers.append(keras.layers.Flatten())
+        layers.append(keras.layers.Flatten(dtype=dtype))
     return keras.Sequential(layers, name="encoder_body")
 
 
-def decoder_body(architecture, output_shape, hidden_units, activation):
-    """z [batch, latent_dim] -> features: [batch, units] (mlp) or [batch, height, width, filters] (conv)."""
+def decoder_body(architecture, output_shape, hidden_units, activation, dtype=None):
+    """z [batch, latent_dim] -> features: [batch, units] (mlp) or [batch, height, width, filters]
+    (conv); ``dtype``: the layers' dtype policy (None: the global one)."""
     if architecture == "mlp":
         layers = [
-            keras.layers.Dense(units, activation=activation) for units in reversed(hidden_units)
+            keras.layers.Dense(units, activation=activation, dtype=dtype)
+            for units in reversed(hidden_units)
         ]
     else:
         factor = 2 ** len(hidden_units)
         height, width = output_shape[0] // factor, output_shape[1] // factor
         deepest = hidden_units[-1]
         layers = [
-            keras.layers.Dense(height * width * deepest, activation=activation),
-            keras.layers.Reshape((height, width, deepest)),
+            keras.layers.Dense(height * width * deepest, activation=activation, dtype=dtype),
+            keras.layers.Reshape((height, width, deepest), dtype=dtype),
         ]
         layers += [
             keras.layers.Conv2DTranspose(
-                filters, 3, strides=2, padding="same", activation=activation
+                filters, 3, strides=2, padding="same", activation=activation, dtype=dtype
             )
             for filters in reversed(hidden_units)
         ]

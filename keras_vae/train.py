@@ -339,6 +339,9 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
 
 
 def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks):
+    # Before the pipelines: their op seeds combine with the global seed, so a fit must not
+    # depend on whether an earlier fit in this process had set it.
+    keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
     chief = distribute.is_chief(strategy)
     if chief:
@@ -365,7 +368,8 @@ def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, c
         "data": {"image_shape": list(splits.image_shape), "num_train": splits.num_train,
                  "num_validation": splits.num_validation, "num_test": splits.num_test,
                  "num_replicas": strategy.num_replicas_in_sync}})
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)  # again: the initial weights must not depend on
+    # what loading the data drew from the random streams
     checkpoint = EpochCheckpoint(
         working / "backup",
         restore_from=partial_dir(run_dir) / "backup" if resume and not chief else None)

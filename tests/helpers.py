@@ -1,5 +1,6 @@
 """Helpers shared by the tests: small data they make, and comparisons."""
 
+import csv
 import gzip
 import os
 import pathlib
@@ -60,3 +61,28 @@ def write_idx_folder(folder, num_train=30, num_test=10, size=6, gzipped=True, se
         else:
             (folder / stem).write_bytes(payload)
     return arrays
+
+
+def tiny_train_config(data_dir, **overrides):
+    """A TrainConfig for the small IDX folders the tests write: a 16-unit MLP, 2 latents,
+    batch 10, 2 epochs."""
+    from keras_vae import train
+
+    options = dict(dataset="custom", data_dir=str(data_dir), hidden_units=(16,), latent_dim=2,
+                   batch_size=10, epochs=2)
+    options.update(overrides)
+    return train.TrainConfig(**options)
+
+
+def csv_rows(path):
+    """The rows of a CSV file (history.csv) as dicts of strings."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def closed_form_kl(q):
+    """KL(q || N(0, I)) = 0.5 sum(sigma^2 + mu^2 - 1 - log sigma^2) in nats, per example, from
+    a diagonal Normal posterior's own parameters (float64)."""
+    mu = q.mean().numpy().astype("float64")
+    sigma = q.stddev().numpy().astype("float64")
+    return 0.5 * np.sum(sigma**2 + mu**2 - 1 - np.log(sigma**2), axis=-1)

@@ -1,7 +1,6 @@
 """train.fit and its run directory: atomic completion, resume rules, history written once per
 epoch, a NaN loss stopping with the last good weights."""
 
-import csv
 import json
 
 import keras
@@ -10,18 +9,10 @@ import pytest
 
 from keras_vae import schedules as kv_schedules
 from keras_vae import train
+from tests.helpers import csv_rows as _rows, tiny_train_config
 
 
-def _config(data_dir, **overrides):
-    options = dict(dataset="custom", data_dir=str(data_dir), hidden_units=(16,), latent_dim=2,
-                   batch_size=10, epochs=2)
-    options.update(overrides)
-    return train.TrainConfig(**options)
-
-
-def _rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+_config = tiny_train_config
 
 
 def test_fit_writes_a_complete_run_and_returns_test_metrics(idx_folder, tmp_path):

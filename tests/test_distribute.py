@@ -1,0 +1,219 @@
+"""distribute.py and training under strategies: choosing a strategy from --strategy and
+TF_CONFIG, the chief, MirroredStrategy against one device through train.fit, resuming under
+another strategy, two MultiWorkerMirroredStrategy processes on localhost, mixed precision."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae import distribute, train
+from tests.helpers import (closed_form_kl, csv_rows, max_abs_difference,
+                           tiny_train_config)
+
+TWO_WORKERS = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
+               "task": {"type": "worker", "index": 1}}
+
+
+# ---------------------------------------------------------------- choosing a strategy
+
+
+def test_strategies_resolve_as_documented(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    # No GPU here: auto is the default strategy.
+    assert distribute.resolve("auto") == "default"
+    assert distribute.resolve("mirrored") == "mirrored"
+    assert distribute.make_strategy("default") is tf.distribute.get_strategy()
+    # mirrored without GPUs spans the logical CPUs (conftest makes two).
+    assert distribute.make_strategy("mirrored").num_replicas_in_sync == 2
+    monkeypatch.setenv("TF_CONFIG", json.dumps(TWO_WORKERS))
+    assert distribute.resolve("multi-worker") == "multi-worker"
+    assert distribute.cluster_spec() == (TWO_WORKERS["cluster"], TWO_WORKERS["task"])
+
+
+@pytest.mark.parametrize("tf_config, strategy, message", [
+    (None, "multi-worker", "--strategy multi-worker needs TF_CONFIG"),
+    (json.dumps(TWO_WORKERS), "auto",
+     "TF_CONFIG describes a cluster of 2 tasks but --strategy is auto; pass --strategy "
+     "multi-worker"),
+    ("{not json", "multi-worker", "TF_CONFIG is not a valid cluster description"),
+    (json.dumps({"cluster": {"worker": ["a:1"]}}), "multi-worker",
+     "TF_CONFIG is not a valid cluster description .*KeyError\\('task'\\)"),
+    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+     "multi-worker", "task index 3 is outside its 'worker' list of 1"),
+    (None, "ring", "Unknown strategy 'ring': expected one of 'auto', 'default'"),
+])
+def test_unusable_strategy_settings_name_the_problem(monkeypatch, tf_config, strategy,
+                                                     message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    if tf_config is not None:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(distribute.DistributeError, match=message):
+        distribute.make_strategy(strategy)
+
+
+@pytest.mark.parametrize("cluster, task_type, task_id, chief", [
+    ({"worker": ["a", "b"]}, "worker", 0, True),
+    ({"worker": ["a", "b"]}, "worker", 1, False),
+    ({"chief": ["c"], "worker": ["a", "b"]}, "chief", 0, True),
+    ({"chief": ["c"], "worker": ["a", "b"]}, "worker", 0, False),
+    ({"worker": ["a"], "evaluator": ["e"]}, "evaluator", 0, False),
+])
+def test_the_chief_is_the_chief_task_or_worker_zero(cluster, task_type, task_id, chief):
+    assert distribute.is_chief_task(cluster, task_type, task_id) is chief
+
+
+def test_a_single_process_is_its_own_chief():
+    assert distribute.is_chief(tf.distribute.get_strategy())
+    assert not distribute.is_multi_worker(tf.distribute.get_strategy())
+
+
+# ---------------------------------------------------------------- MirroredStrategy via train.fit
+
+
+def _load_weights(run):
+    return keras.models.load_model(run / "model.keras").get_weights()
+
+
+class _InterruptAfterEpoch(keras.callbacks.Callback):
+    """Ctrl-C at the end of ``epoch`` (after the checkpoint: it runs after train.fit's own)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_mirrored_fit_matches_one_device_and_resumes_under_another_strategy(idx_folder,
+                                                                           tmp_path):
+    # 50 training and 10 validation images in global batches of 10, 5 per replica. (In an
+    # uneven final batch replicas may share a few noise rows, model.VAE._posterior_noise, so
+    # exact parity is a property of even batches.)
+    split = dict(epochs=3, validation_fraction=1 / 6)
+    config = tiny_train_config(idx_folder, strategy="default", **split)
+    train.fit(config, tmp_path / "default", verbose=0)
+    mirrored = tiny_train_config(idx_folder, strategy="mirrored", **split)
+    train.fit(mirrored, tmp_path / "mirrored", verbose=0)
+    # 15 Adam steps: replicas that took steps twice as large or shared noise would be ~1e-3 off.
+    assert max_abs_difference(_load_weights(tmp_path / "default"),
+                              _load_weights(tmp_path / "mirrored")) < 1e-5
+    record = json.loads((tmp_path / "mirrored" / "config.json").read_text())
+    assert record["data"]["num_replicas"] == 2 and record["train"]["strategy"] == "mirrored"
+    np.testing.assert_allclose(
+        [float(r["val_elbo"]) for r in csv_rows(tmp_path / "mirrored" / "history.csv")],
+        [float(r["val_elbo"]) for r in csv_rows(tmp_path / "default" / "history.csv")],
+        rtol=1e-5)
+
+    # Interrupted under MirroredStrategy after epoch 1, resumed on one device: the strategy
+    # may change on resume (the run's maths does not).
+    run = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(mirrored, run, verbose=0, callbacks=[_InterruptAfterEpoch(1)])
+    assert not run.exists()
+    train.fit(config, run, resume=True, verbose=0)
+    assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1, 2]
+    assert json.loads((run / "config.json").read_text())["train"]["strategy"] == "default"
+    keras.models.load_model(run / "model.keras")
+
+
+def test_resume_rejects_a_change_of_precision(idx_folder, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(tiny_train_config(idx_folder), run, verbose=0,
+                  callbacks=[_InterruptAfterEpoch(0)])
+    with pytest.raises(train.RunError, match="these differ: precision"):
+        train.fit(tiny_train_config(idx_folder, precision="mixed_bfloat16"), run, resume=True)
+
+
+# ---------------------------------------------------------------- mixed precision
+
+
+def test_mixed_bfloat16_trains_with_the_distribution_math_in_float32(idx_folder, tmp_path):
+    config = tiny_train_config(idx_folder, epochs=1, precision="mixed_bfloat16")
+    metrics = train.fit(config, tmp_path / "run", verbose=0)
+    assert all(np.isfinite(value) for value in metrics.values())
+    assert keras.config.dtype_policy().name == "float32"  # fit restores the global policy
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")
+    dense = [layer for layer in model.encoder.network.layers
+             if isinstance(layer, keras.layers.Dense)][0]
+    assert dense.compute_dtype == "bfloat16" and dense.kernel.dtype == "float32"
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).round().astype("float32")
+    terms = model.elbo_terms(x)
+    assert terms.kl.dtype == tf.float32 and terms.elbo.dtype == tf.float32
+    assert np.isfinite(terms.elbo.numpy()).all()
+    assert model.encode(x).distribution.loc.dtype == tf.float32
+    # The KL is the closed form of q's float32 parameters, not a bfloat16-rounded figure.
+    np.testing.assert_allclose(terms.kl.numpy(), closed_form_kl(model.encode(x)), rtol=1e-5)
+
+
+# ---------------------------------------------------------------- MultiWorkerMirroredStrategy
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.mark.integration
+def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folder, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    run = tmp_path / "run"
+    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
+                 "16", "--latent-dim", "2", "--batch-size", "10", "--epochs", "2",
+                 "--strategy", "multi-worker", "--output", run]
+    workers = []
+    for index in range(2):
+        scratch = tmp_path / f"tmp{index}"  # each worker's TMPDIR: its temporary folders
+        scratch.mkdir()
+        environment = {**os.environ, "TMPDIR": str(scratch), "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.record_weights_fit", tmp_path / f"weights{index}.npz",
+             *map(str, arguments)], cwd=os.getcwd(), env=environment, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        outputs = [worker.communicate(timeout=600) for worker in workers]
+    finally:
+        for worker in workers:  # a hung collective must not outlive the test
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+        assert "Trained" in out
+
+    weights = [np.load(tmp_path / f"weights{index}.npz") for index in range(2)]
+    assert len(weights[0].files) > 0
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
+
+    # The chief's run is complete and matches the weights it trained.
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
+                                                      "model.keras"]
+    assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1]
+    record = json.loads((run / "config.json").read_text())
+    assert record["data"]["num_replicas"] == 2 and record["train"]["strategy"] == "multi-worker"
+    assert max_abs_difference(keras.models.load_model(run / "model.keras").get_weights(),
+                              [weights[0][name] for name in weights[0].files]) == 0
+    # Worker 1 wrote nothing there: every TensorBoard file names the chief's process id, and
+    # its own temporary folder is gone.
+    events = [p.name for p in (run / "logs").rglob("events.out.tfevents.*")]
+    assert events and all(f".{workers[0].pid}." in name for name in events), events
+    assert not any((tmp_path / "tmp1").iterdir())
+    assert not train.partial_dir(run).exists()
