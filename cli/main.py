@@ -70,7 +70,8 @@ def _default_output(dataset, likelihood, architecture):
                    "[default: 500,500 for mlp, 32,64 for conv].")
 @click.option("--activation", default="relu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Global batch (split across replicas under a --strategy).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
               show_default=True)
 @click.option("--learning-rate-schedule", type=click.Choice(["constant", "cosine", "burda"]),
