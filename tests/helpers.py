@@ -86,3 +86,10 @@ def closed_form_kl(q):
     mu = q.mean().numpy().astype("float64")
     sigma = q.stddev().numpy().astype("float64")
     return 0.5 * np.sum(sigma**2 + mu**2 - 1 - np.log(sigma**2), axis=-1)
+
+
+def model_weights(run):
+    """The weights of RUN/model.keras, as a list of arrays."""
+    import keras
+
+    return keras.models.load_model(pathlib.Path(run) / "model.keras").get_weights()

@@ -1,15 +1,11 @@
 """The kvae command line: bad input gives one line and a non-zero status; the commands work
-end to end on a small real slice of MNIST; Ctrl-C and SIGKILL leave a resumable run."""
+end to end on a small real slice of MNIST. (Ctrl-C and SIGKILL: test_cli_resume.py.)"""
 
-import csv
 import gzip
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -18,7 +14,7 @@ from PIL import Image
 
 from keras_vae import data, evaluation, export, runs, train
 from keras_vae.cli.main import main
-from tests.helpers import idx_bytes, mnist_dir, write_idx_folder
+from tests.helpers import idx_bytes, mnist_dir
 
 
 def run_kvae(monkeypatch, capsys, *arguments):
@@ -58,8 +54,12 @@ def assert_one_line_error(status, err, pattern):
     (["sample", "no/such/run"], "no/such/run does not exist: give a run directory or a "
                                 ".keras file"),
     (["frobnicate"], "No such command 'frobnicate'"),
+    (["fit", "--strategy", "multi-worker"], "--strategy multi-worker needs TF_CONFIG"),
+    (["fit", "--strategy", "ring"], "Invalid value for '--strategy'"),
+    (["fit", "--precision", "float8"], "Invalid value for '--precision'"),
 ])
 def test_bad_arguments_give_one_line(arguments, pattern, monkeypatch, capsys):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     status, _, err = run_kvae(monkeypatch, capsys, *arguments)
     assert_one_line_error(status, err, pattern)
 
@@ -238,73 +238,6 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
     tflite_nll = evaluation.bernoulli_negative_log_likelihood(
         decoder(z=encoder(x=x)["loc"])["mean"], x).mean()
     assert abs(tflite_nll - keras_nll) < 0.1, (tflite_nll, keras_nll)
-
-
-# ---------------------------------------------------------------- interruption and resume
-
-
-def _history_epochs(path):
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
-
-
-def _start(arguments, cwd):
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "keras_vae.cli", *map(str, arguments)],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=environment)
-
-
-def _interrupt_after_epochs(process, history, num_epochs, send, timeout=300):
-    """Waits until ``history`` holds ``num_epochs`` rows, then sends ``send`` to the process."""
-    deadline = time.monotonic() + timeout
-    try:
-        while len(_history_epochs(history)) < num_epochs:
-            if process.poll() is not None:
-                pytest.fail(f"kvae ended before it could be interrupted: "
-                            f"{process.communicate()[1][-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("kvae did not complete an epoch in time")
-            time.sleep(0.1)
-        process.send_signal(send)
-        return process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-@pytest.mark.integration
-def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(idx_folder, tmp_path):
-    run = tmp_path / "run"
-    partial = tmp_path / "run.partial"
-    # 400 examples in batches of 2: a few seconds an epoch, long enough to interrupt.
-    write_idx_folder(idx_folder, num_train=400, num_test=20, size=8)
-    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
-                 "16", "--latent-dim", "2", "--batch-size", "2", "--epochs", "4",
-                 "--output", run]
-
-    _, err = _interrupt_after_epochs(_start(arguments, tmp_path), partial / "history.csv", 1,
-                                     signal.SIGINT)
-    assert "Error: Interrupted." in err and "--resume" in err and "Traceback" not in err
-    # Resumable: the partial run keeps its config (and a checkpoint, unless the signal came
-    # between the history row and the checkpoint of epoch 0; then that epoch is repeated).
-    assert not run.exists() and (partial / "config.json").exists()
-
-    done = len(_history_epochs(partial / "history.csv"))
-    _interrupt_after_epochs(_start([*arguments, "--resume"], tmp_path),
-                            partial / "history.csv", done + 1, signal.SIGKILL)
-    assert not run.exists()
-
-    finished = subprocess.run([sys.executable, "-m", "keras_vae.cli", *map(str, arguments),
-                               "--resume"], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=600)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert _history_epochs(run / "history.csv") == [0, 1, 2, 3]
-    assert not partial.exists() and not (run / "backup").exists()
-    keras.models.load_model(run / "model.keras")
 
 
 def test_console_script_reports_bad_input_in_one_line(tmp_path):

@@ -1,12 +1,8 @@
 """distribute.py and training under strategies: choosing a strategy from --strategy and
 TF_CONFIG, the chief, MirroredStrategy against one device through train.fit, resuming under
-another strategy, two MultiWorkerMirroredStrategy processes on localhost, mixed precision."""
+another strategy, mixed precision. Two worker processes: test_distribute_multi_worker.py."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -15,7 +11,7 @@ import tensorflow as tf
 
 from keras_vae import distribute, train
 from tests.helpers import (closed_form_kl, csv_rows, max_abs_difference,
-                           tiny_train_config)
+                           model_weights, tiny_train_config)
 
 TWO_WORKERS = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
                "task": {"type": "worker", "index": 1}}
@@ -77,10 +73,6 @@ def test_a_single_process_is_its_own_chief():
 # ---------------------------------------------------------------- MirroredStrategy via train.fit
 
 
-def _load_weights(run):
-    return keras.models.load_model(run / "model.keras").get_weights()
-
-
 class _InterruptAfterEpoch(keras.callbacks.Callback):
     """Ctrl-C at the end of ``epoch`` (after the checkpoint: it runs after train.fit's own)."""
 
@@ -105,8 +97,8 @@ def test_mirrored_fit_matches_one_device_and_resumes_under_another_strategy(idx_
     mirrored = tiny_train_config(idx_folder, strategy="mirrored", **split)
     train.fit(mirrored, tmp_path / "mirrored", verbose=0)
     # 12 Adam steps: replicas that took steps twice as large or shared noise would be ~1e-3 off.
-    assert max_abs_difference(_load_weights(tmp_path / "default"),
-                              _load_weights(tmp_path / "mirrored")) < 1e-5
+    assert max_abs_difference(model_weights(tmp_path / "default"),
+                              model_weights(tmp_path / "mirrored")) < 1e-5
     record = json.loads((tmp_path / "mirrored" / "config.json").read_text())
     assert record["data"]["num_replicas"] == 2 and record["train"]["strategy"] == "mirrored"
     np.testing.assert_allclose(
@@ -154,67 +146,3 @@ def test_mixed_bfloat16_trains_with_the_distribution_math_in_float32(idx_folder,
     assert model.encode(x).distribution.loc.dtype == tf.float32
     # The KL is the closed form of q's float32 parameters, not a bfloat16-rounded figure.
     np.testing.assert_allclose(terms.kl.numpy(), closed_form_kl(model.encode(x)), rtol=1e-5)
-
-
-# ---------------------------------------------------------------- MultiWorkerMirroredStrategy
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-@pytest.mark.integration
-def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folder, tmp_path):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
-    run = tmp_path / "run"
-    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
-                 "16", "--latent-dim", "2", "--batch-size", "10", "--epochs", "2",
-                 "--strategy", "multi-worker", "--output", run]
-    workers = []
-    for index in range(2):
-        scratch = tmp_path / f"tmp{index}"  # each worker's TMPDIR: its temporary folders
-        scratch.mkdir()
-        environment = {**os.environ, "TMPDIR": str(scratch), "TF_CONFIG": json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.record_weights_fit", tmp_path / f"weights{index}.npz",
-             *map(str, arguments)], cwd=os.getcwd(), env=environment, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    try:
-        outputs = [worker.communicate(timeout=600) for worker in workers]
-    finally:
-        for worker in workers:  # a hung collective must not outlive the test
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-    for worker, (out, err) in zip(workers, outputs):
-        assert worker.returncode == 0, err[-3000:]
-        assert "Trained" in out
-
-    weights = [np.load(tmp_path / f"weights{index}.npz") for index in range(2)]
-    assert len(weights[0].files) > 0
-    for name in weights[0].files:
-        np.testing.assert_array_equal(weights[0][name], weights[1][name])
-
-    # The chief's run is complete and matches the weights it trained.
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
-                                                      "model.keras"]
-    assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1]
-    record = json.loads((run / "config.json").read_text())
-    assert record["data"]["num_replicas"] == 2 and record["train"]["strategy"] == "multi-worker"
-    assert max_abs_difference(keras.models.load_model(run / "model.keras").get_weights(),
-                              [weights[0][name] for name in weights[0].files]) == 0
-    # Worker 1 wrote nothing there: every TensorBoard file names the chief's process id, and
-    # its own temporary folder is gone.
-    events = [p.name for p in (run / "logs").rglob("events.out.tfevents.*")]
-    assert events and all(f".{workers[0].pid}." in name for name in events), events
-    assert not any((tmp_path / "tmp1").iterdir())
-    assert not train.partial_dir(run).exists()
