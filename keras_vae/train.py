@@ -17,6 +17,7 @@ import json
 import math
 import pathlib
 import platform
+import re
 import shutil
 import tempfile
 
@@ -42,6 +43,20 @@ RECIPE_HIDDEN_UNITS = (500, 500)
 
 class RunError(ValueError):
     """A run directory cannot be used as asked; the message says why and what to do."""
+
+
+class WorkerLost(RuntimeError):
+    """Another worker of a multi-worker job stopped; the run is resumable from its last epoch."""
+
+
+def worker_lost(error, run_dir):
+    """The WorkerLost to raise for ``error``, a tf.errors.OpError from a collective that
+    TensorFlow's health check aborted because another worker stopped (its message is a wall of
+    text about the collective that was waiting; the first line names the lost task)."""
+    cause = re.sub(r"\{\{.*?\}\}\s*", "", str(error)).strip().splitlines()[0]
+    return WorkerLost(f"A worker of this multi-worker job stopped ({cause}). The last completed "
+                      f"epoch is saved in {partial_dir(run_dir)}: start every worker again "
+                      f"with the same command plus --resume.")
 
 
 class TrainingDiverged(RuntimeError):
@@ -363,6 +378,24 @@ def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks)
             shutil.rmtree(working, ignore_errors=True)
 
 
+def _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoint, others):
+    """model.fit on the splits with the run's callbacks, then ``others``."""
+    model.fit(
+        splits.train, validation_data=splits.validation if splits.num_validation else None,
+        epochs=config.epochs, initial_epoch=initial_epoch, verbose=verbose,
+        shuffle=False,  # the pipeline shuffles
+        callbacks=[
+            *warmup_callbacks(config),  # first: the others see the epoch's kl_weight
+            # History before the checkpoint: a kill between the two then repeats the epoch
+            # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
+            HistoryWriter(working / "history.csv"),
+            checkpoint,
+            keras.callbacks.TensorBoard(str(working / "logs"), write_graph=False,
+                                        profile_batch=0),
+            *others,
+        ])
+
+
 def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, callbacks):
     write_json_atomically(working / "config.json", {
         "train": config.to_json(), "versions": versions(),
@@ -379,20 +412,13 @@ def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, c
                             steps_per_epoch=math.ceil(splits.num_train / config.batch_size))
         initial_epoch = checkpoint.restore(model)
     guard = StopOnNonFiniteLoss()
-    model.fit(
-        splits.train, validation_data=splits.validation if splits.num_validation else None,
-        epochs=config.epochs, initial_epoch=initial_epoch, verbose=verbose,
-        shuffle=False,  # the pipeline shuffles
-        callbacks=[
-            *warmup_callbacks(config),  # first: the others see the epoch's kl_weight
-            # History before the checkpoint: a kill between the two then repeats the epoch
-            # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
-            HistoryWriter(working / "history.csv"),
-            checkpoint,
-            keras.callbacks.TensorBoard(str(working / "logs"), write_graph=False,
-                                        profile_batch=0),
-            guard, *callbacks,
-        ])
+    try:
+        _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoint,
+                   [guard, *callbacks])
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        if not distribute.is_multi_worker(strategy):
+            raise
+        raise worker_lost(error, run_dir) from None
     if guard.failed_epoch is not None:
         model.save(working / "last_good.keras")
         raise TrainingDiverged(
