@@ -53,7 +53,13 @@ def worker_lost(error, run_dir):
     """The WorkerLost to raise for ``error``, a tf.errors.OpError from a collective that
     TensorFlow's health check aborted because another worker stopped (its message is a wall of
     text about the collective that was waiting; the first line names the lost task)."""
-    cause = re.sub(r"\{\{.*?\}\}\s*", "", str(error)).strip().splitlines()[0]
+    text = re.sub(r"\{\{.*?\}\}\s*", "", str(error))
+    lost = re.search(r"unhealthy[^\n]*\n\s*(/job:\S+)", text)
+    if lost:
+        cause = f"{lost.group(1)} stopped sending heartbeats"
+    else:  # the first informative line ("Graph execution error:" heads some of them)
+        cause = next((line.strip() for line in text.splitlines()
+                      if line.strip() and not line.strip().endswith(":")), type(error).__name__)
     return WorkerLost(f"A worker of this multi-worker job stopped ({cause}). The last completed "
                       f"epoch is saved in {partial_dir(run_dir)}: start every worker again "
                       f"with the same command plus --resume.")
