@@ -28,6 +28,13 @@ def test_strategies_resolve_as_documented(monkeypatch):
     assert distribute.make_strategy("default") is tf.distribute.get_strategy()
     # mirrored without GPUs spans the logical CPUs (conftest makes two).
     assert distribute.make_strategy("mirrored").num_replicas_in_sync == 2
+    # With two GPUs or more (simulated: this machine has none), auto mirrors them.
+    physical = tf.config.list_physical_devices
+    for num_gpus, expected in ((1, "default"), (2, "mirrored"), (4, "mirrored")):
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None, n=num_gpus: (
+            [f"GPU:{i}" for i in range(n)] if kind == "GPU" else physical(kind)))
+        assert distribute.resolve("auto") == expected
+    monkeypatch.setattr(tf.config, "list_physical_devices", physical)
     monkeypatch.setenv("TF_CONFIG", json.dumps(TWO_WORKERS))
     assert distribute.resolve("multi-worker") == "multi-worker"
     assert distribute.cluster_spec() == (TWO_WORKERS["cluster"], TWO_WORKERS["task"])
