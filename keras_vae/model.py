@@ -212,7 +212,7 @@ class VAE(keras.Model):
         return self._update_metrics(self.elbo_terms(_features_of(data), training=False))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras (3.15, TF backend) overrides: under a strategy, fit and evaluate first
+        # Overrides a Keras (3.15, TF backend) hook: under a strategy, fit and evaluate first
         # all-reduce the whole first batch across replicas only to trace the compiled loss and
         # metrics. That fails whenever the first batch splits unevenly (a validation set
         # smaller than the batch, say: "Inputs to operation AddN must have the same size", or

@@ -51,8 +51,9 @@ class WorkerLost(RuntimeError):
 
 def worker_lost(error, run_dir):
     """The WorkerLost to raise for ``error``, a tf.errors.OpError from a collective that
-    TensorFlow's health check aborted because another worker stopped (its message is a wall of
-    text about the collective that was waiting; the first line names the lost task)."""
+    TensorFlow's health check aborted because another worker stopped. Its message is a wall of
+    text about the collective that was waiting; the one-line cause names the lost task when the
+    message does, else it is the message's first informative line."""
     text = re.sub(r"\{\{.*?\}\}\s*", "", str(error))
     lost = re.search(r"unhealthy[^\n]*\n\s*(/job:\S+)", text)
     if lost:
@@ -348,8 +349,9 @@ def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=())
     so ``run_dir`` must be on storage that every worker can read.
 
     Raises RunError, data.DataError, distribute.DistributeError or ValueError for unusable
-    input before training starts, and TrainingDiverged (after saving the last good weights in
-    the .partial folder) when the loss becomes non-finite.
+    input before training starts, TrainingDiverged (after saving the last good weights in
+    the .partial folder) when the loss becomes non-finite, and WorkerLost when another worker
+    of a multi-worker job stops (the run is resumable from its last completed epoch).
     """
     strategy = distribute.make_strategy(config.strategy)  # first: before any op (trap 5)
     previous_policy = distribute.set_precision(config.precision)
