@@ -11,7 +11,10 @@ import zipfile
 
 import keras
 
+from keras_vae.files import write_json_atomically
 from keras_vae.train import RunError, TrainConfig, partial_dir
+
+EVALUATION_PROGRESS = "evaluation.partial.npz"  # an interrupted K-sample estimate
 
 
 @dataclasses.dataclass
@@ -72,3 +75,27 @@ def load_run(path):
                 from None
     return Run(model=model, model_path=model_path, directory=model_path.parent
                if config_path is not None else None, config=config, record=record)
+
+
+def evaluate_run(run, iw_samples=0, seed=0, batch_size=100, dataset=None, data_dir=None):
+    """``evaluation.evaluate`` of a loaded run on its test split: ``kvae evaluate``.
+
+    A run directory gets metrics.json and per_example.csv. The K-sample log-likelihood saves
+    its progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where
+    it stopped when run again with the same K and seed. Returns (metrics, examples).
+    """
+    from keras_vae import evaluation, train
+
+    splits = train.load_splits(run.data_config(dataset, data_dir))
+    images = splits.test.unbatch().batch(batch_size)
+    progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
+    metrics, per_example = evaluation.evaluate(run.model, images, iw_samples=iw_samples,
+                                               seed=seed, batch_size=batch_size,
+                                               progress_file=progress)
+    metrics["seed"] = seed
+    if run.directory is not None:
+        write_json_atomically(run.directory / "metrics.json", metrics)
+        evaluation.write_per_example_csv(run.directory / "per_example.csv", per_example)
+    if progress is not None:
+        progress.unlink(missing_ok=True)
+    return metrics, splits.num_test

@@ -188,6 +188,7 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
     status, out, err = run_kvae(monkeypatch, capsys, "evaluate", run, "--iw-samples", "50")
     assert status == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
+    assert not (run / runs.EVALUATION_PROGRESS).exists()  # deleted once the estimate is done
     # The K=50 bound is tighter than the ELBO, and both are printed with the active units.
     assert metrics["elbo"] < metrics["log_likelihood"] < 0 and metrics["iw_samples"] == 50
     assert f"{metrics['log_likelihood']:.3f}" in out and "active units" in out

@@ -198,3 +198,37 @@ def test_evaluate_reports_every_figure_reproducibly(structured_data):
     assert metrics["log_likelihood"] > metrics["elbo"]
     assert metrics["num_examples"] == 60 and len(metrics["kl_per_dimension"]) == 4
     assert metrics["iw_samples"] == 20 and 0 <= metrics["active_units"] <= 4
+
+
+def test_an_interrupted_estimate_continues_to_the_same_result(structured_data, tmp_path):
+    model = _tiny_vae()
+    x = structured_data[1][:50]
+    progress = tmp_path / "progress.npz"
+
+    def estimate(data, **options):
+        return evaluation.log_likelihood(model, data, **{
+            "num_samples": 12, "seed": 2, "batch_size": 10, "progress_file": progress,
+            **options})
+
+    whole = evaluation.log_likelihood(model, x, num_samples=12, seed=2, batch_size=10)
+    first_three_batches = estimate(x[:30])  # then "interrupted"
+    np.testing.assert_array_equal(first_three_batches, whole[:30])
+    np.testing.assert_array_equal(estimate(x), whole)  # continues with batches 3 and 4
+    # The saved batches are reused, not recomputed: a marked file shows through.
+    with np.load(progress) as saved:
+        arrays = dict(saved)
+    arrays["values"] = arrays["values"] + 1000.0
+    np.savez(progress, **arrays)
+    resumed = estimate(x)
+    np.testing.assert_array_equal(resumed[:50], whole + 1000.0)
+    # A file written for anything else is refused, never mixed in.
+    with pytest.raises(ValueError, match="another model, K or seed; delete it"):
+        estimate(x, seed=3)
+    with pytest.raises(ValueError, match="another model, K or seed; delete it"):
+        estimate(x, num_samples=13)
+    with pytest.raises(ValueError, match="other batches .* use the same --batch-size"):
+        estimate(x, batch_size=7)
+    kernel, bias = model.encoder.head.get_weights()
+    model.encoder.head.set_weights([kernel + 0.01, bias])
+    with pytest.raises(ValueError, match="another model, K or seed; delete it"):
+        estimate(x)
