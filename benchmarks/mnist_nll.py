@@ -10,9 +10,10 @@ importance-weighted estimate with K = 5000 on the 10,000 t10k images (fixed bina
 
 ``--stages 5`` runs stages 0..4 (121 epochs); the paper runs 8 (3,280 epochs) and reports
 test log-likelihood -86.76 (VAE, k=1), -85.54 (IWAE, k=5) and -84.78 (IWAE, k=50) nats.
-The run is a ``kvae fit`` run directory: the same command continues it after an interruption. The
+The run is a ``kvae fit`` run directory, and the same command continues it after an
+interruption. The evaluation is ``kvae evaluate OUTPUT --iw-samples K`` (metrics.json). The
 script prints one Markdown table row with the figures and the time taken, and writes them to
-OUTPUT/benchmark.json; the evaluation is ``kvae evaluate OUTPUT --iw-samples K`` (metrics.json).
+OUTPUT/benchmark.json.
 """
 
 import argparse
