@@ -154,15 +154,22 @@ def _with_data_options(function):
 
 
 def _test_data(run, dataset, data_dir):
-    """(images [N, ...] float32, labels or None) of the test split a run is evaluated on."""
+    """(images [N, ...] float32, labels or None) of the test split a run is evaluated on; a
+    run that ships test_examples.npz uses those unless --dataset or --data-dir is given."""
     import numpy as np
 
-    from keras_vae import train
+    from keras_vae import runs, train
 
-    config = run.data_config(dataset, data_dir)
-    splits = train.load_splits(config)
+    if dataset is None and data_dir is None and run.directory is not None:
+        shipped = runs.load_test_examples(run.directory)
+        if shipped is not None:
+            click.echo(f"Using the {len(shipped[0])} test images shipped in "
+                       f"{run.directory / runs.TEST_EXAMPLES} (--data-dir for others).",
+                       err=True)
+            return shipped
+    splits = train.load_splits(run.data_config(dataset, data_dir))
     images = np.concatenate([np.asarray(batch) for batch in splits.test])
-    return splits, images, splits.test_labels
+    return images, splits.test_labels
 
 
 @cli.command(epilog=_examples(
@@ -220,7 +227,7 @@ def reconstruct(run, num, out, dataset, data_dir):
     from keras_vae import plots, runs
 
     loaded = runs.load_run(run)
-    _, images, _ = _test_data(loaded, dataset, data_dir)
+    images, _ = _test_data(loaded, dataset, data_dir)
     originals = images[:num]
     pairs = np.concatenate([originals, loaded.model.reconstruct(originals).numpy()])
     plots.save_png(plots.image_grid(pairs, num_columns=len(originals)), out)
@@ -244,7 +251,7 @@ def interpolate(run, steps, pairs, seed, out, dataset, data_dir):
     from keras_vae import plots, runs
 
     loaded = runs.load_run(run)
-    _, images, _ = _test_data(loaded, dataset, data_dir)
+    images, _ = _test_data(loaded, dataset, data_dir)
     chosen = np.random.default_rng(seed).choice(len(images), size=2 * pairs,
                                                 replace=len(images) < 2 * pairs)
     means = loaded.model.encode(images[chosen]).mean().numpy()
@@ -270,7 +277,7 @@ def latent_plot(run, num, out, dataset, data_dir):
     from keras_vae import plots, runs
 
     loaded = runs.load_run(run)
-    _, images, labels = _test_data(loaded, dataset, data_dir)
+    images, labels = _test_data(loaded, dataset, data_dir)
     means = loaded.model.encode(images[:num]).mean().numpy()
     if means.shape[1] == 1:
         points = np.concatenate([means, np.zeros_like(means)], axis=1)
