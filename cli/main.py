@@ -44,8 +44,28 @@ def _parse_hidden_units(context, parameter, value):
     return units
 
 
-def _default_output(dataset, likelihood, architecture):
-    return os.path.join("saved_models", f"{dataset}-{likelihood}-{architecture}")
+def _default_output(config, resume, overwrite):
+    """saved_models/<dataset>-<likelihood>-<architecture>, numbered -2, -3, ... past the names
+    that already hold a run (the shipped saved_models/mnist-bernoulli-mlp is one), so that a
+    new ``kvae fit`` never stops on an earlier run. --resume and --overwrite take the last name
+    in use: the run most recently started there."""
+    import itertools
+
+    from keras_vae.train import partial_dir
+
+    base = os.path.join("saved_models", f"{config.dataset}-{config.likelihood}-"
+                                        f"{config.architecture}")
+    in_use = None
+    for number in itertools.count(1):
+        name = base if number == 1 else f"{base}-{number}"
+        if not (os.path.exists(name) or partial_dir(name).exists()):
+            break
+        in_use = name
+    if resume or overwrite:
+        return in_use or base
+    if in_use is not None:
+        click.echo(f"{base} holds a run already; this one goes to {name}.", err=True)
+    return name
 
 
 @cli.command(epilog=_examples(
@@ -117,7 +137,8 @@ def _default_output(dataset, likelihood, architecture):
               help="Mixed precision for GPUs; log_prob, KL and log-sum-exp stay in float32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Path(), default=None,
-              help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>].")
+              help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>,"
+                   " numbered -2, -3, ... when that name holds a run].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
 def fit(output, resume, overwrite, **options):
@@ -127,7 +148,7 @@ def fit(output, resume, overwrite, **options):
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other; choose one.")
     config = train.TrainConfig(**options)
-    output = output or _default_output(config.dataset, config.likelihood, config.architecture)
+    output = output or _default_output(config, resume, overwrite)
     try:
         metrics = train.fit(config, output, resume=resume, overwrite=overwrite)
     except KeyboardInterrupt:

@@ -62,3 +62,26 @@ def test_picture_commands_use_the_shipped_test_images_without_the_dataset(
     status, _, err = run_kvae(monkeypatch, capsys, "latent-plot", run, "--data-dir",
                               idx_folder, "--out", tmp_path / "x.png")
     assert status != 0 and "Traceback" not in err
+
+
+def test_fit_numbers_its_default_output_past_earlier_runs(idx_folder, tmp_path, monkeypatch,
+                                                          capsys):
+    monkeypatch.chdir(tmp_path)
+    options = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units", "16",
+               "--latent-dim", "2", "--batch-size", "10", "--epochs", "1"]
+    home = tmp_path / "saved_models"
+    shipped = home / "custom-bernoulli-mlp"  # stands for the model the repository ships
+    shipped.mkdir(parents=True)
+    (shipped / "model.keras").write_text("shipped")
+    status, out, err = run_kvae(monkeypatch, capsys, *options)
+    assert status == 0, err
+    assert ("saved_models/custom-bernoulli-mlp holds a run already; this one goes to "
+            "saved_models/custom-bernoulli-mlp-2.") in err
+    assert (home / "custom-bernoulli-mlp-2" / "model.keras").is_file()
+    assert (shipped / "model.keras").read_text() == "shipped"  # untouched
+    # --overwrite (like --resume) means the last name in use, not a new one.
+    status, _, err = run_kvae(monkeypatch, capsys, *options, "--overwrite")
+    assert status == 0, err
+    assert sorted(path.name for path in home.iterdir()) == ["custom-bernoulli-mlp",
+                                                            "custom-bernoulli-mlp-2"]
+    assert (shipped / "model.keras").read_text() == "shipped"
