@@ -92,6 +92,29 @@ def test_bernoulli_log_prob_is_minus_summed_binary_cross_entropy():
     np.testing.assert_allclose(p.mean(), 1 / (1 + np.exp(-logits)), rtol=1e-5, atol=1e-6)
 
 
+def test_logit_bernoulli_equals_tfp_bernoulli_in_value_and_gradient():
+    # One softplus instead of TFP's two: the same function of x in [0, 1] and the logits,
+    # including large |l| where a naive log(sigmoid(l)) would underflow.
+    rng = np.random.default_rng(2)
+    logits = tf.constant(np.concatenate([rng.normal(scale=4, size=200), [-60.0, 60.0]]),
+                         tf.float32)
+    for x in (rng.random(202) > 0.5, rng.random(202), np.r_[rng.random(200), 1.0, 0.0]):
+        x = tf.constant(x, tf.float32)
+        values, gradients = [], []
+        for distribution in (kv.layers.LogitBernoulli, tfd.Bernoulli):
+            with tf.GradientTape() as tape:
+                tape.watch(logits)
+                log_prob = distribution(logits=logits, dtype=tf.float32).log_prob(x)
+                total = tf.reduce_sum(log_prob)
+            values.append(log_prob.numpy())
+            gradients.append(tape.gradient(total, logits).numpy())
+        np.testing.assert_allclose(values[0], values[1], rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-6, atol=1e-6)
+        assert np.all(np.isfinite(values[0]))
+    decoder = kv.BernoulliDecoder(output_shape=(2, 2, 1), hidden_units=(4,))
+    assert isinstance(decoder(np.zeros((1, 3), "float32")).distribution, tfd.Bernoulli)
+
+
 def test_bernoulli_decoder_conv_body_outputs_image_shape():
     decoder = kv.BernoulliDecoder((28, 28, 1), architecture="conv")
     p = decoder(np.zeros((2, 5), "float32"))
