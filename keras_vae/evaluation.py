@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import objectives
+from keras_vae.files import replace_atomically
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, sec. 5.2
 DECODER_ROWS_PER_CHUNK = 20_000  # decoder inputs per chunk of draws: ~100 MB for MNIST MLPs
@@ -77,9 +78,7 @@ class _Progress:
     """
 
     def __init__(self, path, model, num_samples, seed):
-        from keras_vae.files import replace_atomically
-
-        self.path, self.done, self._replace = path, [], replace_atomically
+        self.path, self.done = path, []
         if path is None:
             return
         self.key = np.array([num_samples, seed], np.int64)
@@ -111,7 +110,7 @@ class _Progress:
         arrays = dict(key=self.key, digest=np.array(self.digest),
                       lengths=np.array([len(v) for v in values], np.int64),
                       values=np.concatenate(values))
-        self._replace(self.path, lambda file: np.savez(file, **arrays), mode="wb")
+        replace_atomically(self.path, lambda file: np.savez(file, **arrays), mode="wb")
 
 
 def _weights_digest(weights):
@@ -238,8 +237,6 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
 
 def write_per_example_csv(path, per_example):
     """A CSV with one row per example: index and every per-example figure (nats)."""
-    from keras_vae.files import replace_atomically
-
     names = list(per_example)
     rows = np.column_stack([np.arange(len(per_example[names[0]]))] +
                            [per_example[name] for name in names])
