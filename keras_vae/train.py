@@ -307,7 +307,8 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
     """Chooses where this run trains and checks that nothing is lost; returns that folder.
 
     - new run, ``run_dir`` absent: a fresh ``.partial`` folder;
-    - ``resume``: the existing ``.partial`` folder, whose config must match;
+    - ``resume``: the existing ``.partial`` folder, whose config must match (except the
+      strategy, and the epoch count when nothing depends on it: ``_check_new_epochs``);
     - ``run_dir`` exists: an error unless ``overwrite`` (the old run is replaced at the end).
     """
     run_dir = pathlib.Path(run_dir)
@@ -324,7 +325,9 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
             json.loads((working / "config.json").read_text())["train"]).to_json()
         changed = sorted(key for key, value in config.to_json().items()
                          if saved[key] != value and key not in RESUMABLE_CHANGES)
-        if changed:
+        if changed == ["epochs"]:
+            _check_new_epochs(config, saved["epochs"], working)
+        elif changed:
             raise RunError(f"--resume needs the same options as the interrupted run; "
                            f"these differ: {', '.join(changed)}.")
         return working
@@ -338,6 +341,22 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
         shutil.rmtree(working)
     working.mkdir(parents=True)
     return working
+
+
+def _check_new_epochs(config, saved_epochs, working):
+    """A resume may lengthen or shorten an interrupted run, when no option depends on the
+    epoch count: the cosine schedule's length T is epochs * steps_per_epoch, so its learning
+    rate at a given step would change under the weights already trained. Burda's stages and
+    the KL warm-ups depend on the epoch (or step) reached, not on the total."""
+    if config.learning_rate_schedule == "cosine":
+        raise RunError(f"--epochs cannot change on --resume with the cosine learning-rate "
+                       f"schedule (its length is the epoch count); resume with --epochs "
+                       f"{saved_epochs}.")
+    latest = EpochCheckpoint(working / "backup").latest()
+    done = json.loads((latest / "state.json").read_text())["epochs_done"] if latest else 0
+    if config.epochs < done:
+        raise RunError(f"The interrupted run has already trained {done} epochs; resume with "
+                       f"--epochs {done} or more.")
 
 
 def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=()):

@@ -173,3 +173,55 @@ def test_checkpoint_survives_a_kill_in_the_middle_of_writing(idx_folder, tmp_pat
     np.testing.assert_allclose(float(fresh.optimizer.learning_rate),
                                float(model.optimizer.learning_rate), rtol=1e-6)
     assert float(fresh.optimizer.learning_rate) < config.learning_rate
+
+
+class _StopAfterCheckpoint(keras.callbacks.Callback):
+    """Interrupts training at the end of epoch ``epoch`` (0-based), after its checkpoint."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _interrupted_after_two_epochs(config, run):
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(config, run, verbose=0, callbacks=[_StopAfterCheckpoint(epoch=1)])
+    assert [int(r["epoch"]) for r in _rows(train.partial_dir(run) / "history.csv")] == [0, 1]
+
+
+@pytest.mark.parametrize("schedule", ["burda", "constant"])
+def test_a_resume_can_train_an_interrupted_run_longer(schedule, idx_folder, tmp_path):
+    run = tmp_path / "run"
+    _interrupted_after_two_epochs(_config(idx_folder, epochs=3, learning_rate_schedule=schedule),
+                                  run)
+    longer = _config(idx_folder, epochs=5, learning_rate_schedule=schedule)
+    train.fit(longer, run, resume=True, verbose=0)
+    assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [0, 1, 2, 3, 4]
+    record = json.loads((run / "config.json").read_text())["train"]
+    assert train.TrainConfig.from_json(record) == longer
+    model = keras.models.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == 5 * 6  # 55 training images, batch 10
+
+
+def test_a_resume_cannot_change_the_epochs_below_those_done_or_under_cosine(idx_folder,
+                                                                          tmp_path):
+    run = tmp_path / "run"
+    _interrupted_after_two_epochs(_config(idx_folder, epochs=4, learning_rate_schedule="burda"),
+                                  run)
+    with pytest.raises(train.RunError, match="already trained 2 epochs; resume with --epochs 2"):
+        train.fit(_config(idx_folder, epochs=1, learning_rate_schedule="burda"), run,
+                  resume=True, verbose=0)
+    with pytest.raises(train.RunError, match="these differ: epochs, latent_dim"):
+        train.fit(_config(idx_folder, epochs=6, latent_dim=3, learning_rate_schedule="burda"),
+                  run, resume=True, verbose=0)
+    cosine_run = tmp_path / "cosine"
+    _interrupted_after_two_epochs(_config(idx_folder, epochs=4,
+                                          learning_rate_schedule="cosine"), cosine_run)
+    with pytest.raises(train.RunError, match="cannot change on --resume with the cosine "
+                                             "learning-rate schedule.*--epochs 4"):
+        train.fit(_config(idx_folder, epochs=6, learning_rate_schedule="cosine"), cosine_run,
+                  resume=True, verbose=0)
