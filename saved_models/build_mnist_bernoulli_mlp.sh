@@ -6,7 +6,7 @@
 #   bash saved_models/build_mnist_bernoulli_mlp.sh [MNIST_DIR]   (from the repository root)
 #
 # Every step can be interrupted and rerun: training continues from its last epoch and the
-# K=5000 estimate from its last batch. About 4 hours on 2 CPU cores (MODEL_CARD.md).
+# K=5000 estimate from its last batch. About 6 hours on 2 CPU cores (MODEL_CARD.md).
 set -euo pipefail
 data=${1:-../shared/data/mnist}
 run=saved_models/mnist-bernoulli-mlp
