@@ -23,8 +23,14 @@ FILES = ["MODEL_CARD.md", "config.json", "history.csv", "metrics.json", "model.k
          "export/tflite/metadata.json", "export/tflite-float16/decoder.tflite",
          "export/tflite-float16/metadata.json"]
 README = (REPOSITORY / "README.md").read_text()
-if not (SHIPPED / "model.keras").exists():  # TEMPORARY until the model is committed (issue 7)
-    pytest.skip("saved_models/mnist-bernoulli-mlp is not built yet", allow_module_level=True)
+# Epoch 0's mean training ELBO moves fast (from about -540 to -110 nats), so it depends on the
+# random stream: the README command cut to one epoch gave -167.29, -171.85, -169.90 and
+# -172.65 nats at seeds 0-3, and -172.87 (the shipped history's row, bit for bit) at seed 0
+# with the code of commit 9182775 that started the shipped run; commit 02848d6 changed the
+# stream (the seed is now set before the pipelines). Standard deviation 2.3 nats, so two
+# streams differ with a standard deviation of 3.3; a wrong option moves it by more (batch 50
+# instead of 20 gave -191.34, 18.5 nats from the shipped row).
+REPRODUCED_EPOCH_NATS = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,7 @@ def test_tflite_and_saved_model_decoders_match_the_keras_model(shipped):
     assert np.abs(float32["mean"] - keras_mean).max() < 1e-5
     float16 = export.tflite_runner(SHIPPED / "export/tflite-float16/decoder.tflite",
                                    "decode")(z=z)
-    assert np.abs(float16["mean"] - keras_mean).max() < 5e-3
+    assert np.abs(float16["mean"] - keras_mean).max() < export.PARITY_TOLERANCE["float16"]
     metadata = json.loads((SHIPPED / "export/tflite/metadata.json").read_text())
     assert metadata["latent_dim"] == 50
 
@@ -136,3 +142,23 @@ def test_recorded_figures_match_a_fresh_evaluation(shipped):
     log_likelihood = evaluation.log_likelihood(shipped.model, images[:100], num_samples=5000,
                                                seed=metrics["seed"], batch_size=100)
     np.testing.assert_allclose(log_likelihood, recorded["log_likelihood"][:100], atol=2e-3)
+
+
+@pytest.mark.integration
+def test_the_readme_command_reproduces_the_first_epoch(tmp_path, monkeypatch, capsys):
+    """The README's command, cut to its first epoch (the learning rate of Burda's stage 0 does
+    not depend on the epoch count), trains as the shipped run did: its mean training ELBO of
+    epoch 0 agrees with the shipped history's first row within the spread of random streams
+    (REPRODUCED_EPOCH_NATS)."""
+    source = mnist_dir()
+    if source is None:
+        pytest.skip("MNIST not found in ../shared/data/mnist (set KVAE_MNIST_DIR)")
+    arguments = _fit_command(README)
+    for option, value in (("--data-dir", str(source)), ("--epochs", "1"),
+                          ("--output", str(tmp_path / "run"))):
+        arguments[arguments.index(option) + 1] = value
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", *arguments)
+    assert status == 0, err
+    first = np.genfromtxt(tmp_path / "run" / "history.csv", delimiter=",", names=True)
+    shipped_first = np.genfromtxt(SHIPPED / "history.csv", delimiter=",", names=True)[0]
+    assert abs(float(first["elbo"]) - float(shipped_first["elbo"])) < REPRODUCED_EPOCH_NATS
