@@ -352,14 +352,18 @@ def info(run):
     """Show a run's configuration, parameter count and metrics."""
     import json
 
+    import numpy as np
+
     from keras_vae import runs
 
     loaded = runs.load_run(run)
     model = loaded.model
+    # Trainable weights only: count_params() also counts the KL weight and the noise seed.
+    weights = sum(int(np.prod(variable.shape)) for variable in model.trainable_weights)
     click.echo(f"run: {run}")
     click.echo(f"model: {model.likelihood} likelihood, {model.architecture} bodies "
                f"{list(model.hidden_units)}, latent_dim {model.latent_dim}, input "
-               f"{list(model.image_shape)}, {model.count_params():,} parameters")
+               f"{list(model.image_shape)}, {weights:,} trainable parameters")
     if loaded.record is not None:
         click.echo("config: " + json.dumps(loaded.record["train"], sort_keys=True))
         click.echo("versions: " + json.dumps(loaded.record.get("versions", {}), sort_keys=True))
