@@ -45,9 +45,10 @@ def _parse_hidden_units(context, parameter, value):
 
 
 def _default_output(config, resume, overwrite):
-    """saved_models/<dataset>-<likelihood>-<architecture>, numbered -2, -3, ... past the names
-    that already hold a run (the shipped saved_models/mnist-bernoulli-mlp is one), so that a
-    new ``kvae fit`` never stops on an earlier run. --resume and --overwrite take the last name
+    """(run directory, notice): saved_models/<dataset>-<likelihood>-<architecture>, numbered
+    -2, -3, ... past the names that already hold a run (the shipped
+    saved_models/mnist-bernoulli-mlp is one), so that a new ``kvae fit`` never stops on an
+    earlier run; the notice says so, or is None. --resume and --overwrite take the last name
     in use: the run most recently started there."""
     import itertools
 
@@ -62,10 +63,22 @@ def _default_output(config, resume, overwrite):
             break
         in_use = name
     if resume or overwrite:
-        return in_use or base
+        return in_use or base, None
     if in_use is not None:
-        click.echo(f"{base} holds a run already; this one goes to {name}.", err=True)
-    return name
+        return name, f"{base} holds a run already; this one goes to {name}."
+    return name, None
+
+
+def _say_when_training_starts(notice):
+    """A callback that prints ``notice`` to stderr as training starts: after every check of the
+    options, so that an error stays the only line."""
+    import keras
+
+    class Notice(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            click.echo(notice, err=True)
+
+    return [Notice()] if notice else []
 
 
 @cli.command(epilog=_examples(
@@ -148,9 +161,12 @@ def fit(output, resume, overwrite, **options):
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other; choose one.")
     config = train.TrainConfig(**options)
-    output = output or _default_output(config, resume, overwrite)
+    notice = None
+    if output is None:
+        output, notice = _default_output(config, resume, overwrite)
     try:
-        metrics = train.fit(config, output, resume=resume, overwrite=overwrite)
+        metrics = train.fit(config, output, resume=resume, overwrite=overwrite,
+                            callbacks=_say_when_training_starts(notice))
     except KeyboardInterrupt:
         _fail(f"Interrupted. The last completed epoch is saved in "
               f"{train.partial_dir(output)}; continue with the same command plus --resume "

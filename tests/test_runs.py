@@ -8,7 +8,7 @@ import pytest
 
 from keras_vae import runs, train
 from tests.helpers import tiny_train_config
-from tests.test_cli import run_kvae
+from tests.test_cli import assert_one_line_error, run_kvae
 
 
 def test_binary_images_round_trip_packed_eight_pixels_per_byte(tmp_path):
@@ -73,6 +73,10 @@ def test_fit_numbers_its_default_output_past_earlier_runs(idx_folder, tmp_path, 
     shipped = home / "custom-bernoulli-mlp"  # stands for the model the repository ships
     shipped.mkdir(parents=True)
     (shipped / "model.keras").write_text("shipped")
+    # A bad option stays a one-line error: the notice comes only once training starts.
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    status, _, err = run_kvae(monkeypatch, capsys, *options, "--strategy", "multi-worker")
+    assert_one_line_error(status, err, "--strategy multi-worker needs TF_CONFIG")
     status, out, err = run_kvae(monkeypatch, capsys, *options)
     assert status == 0, err
     assert ("saved_models/custom-bernoulli-mlp holds a run already; this one goes to "
