@@ -392,7 +392,8 @@ def info(run):
 
 
 def _summary(title, metrics):
-    lines = [title, "test set, nats per example (+- standard error):"]
+    errors = " (+- standard error)" if "elbo_stderr" in metrics else ""
+    lines = [title, f"test set, nats per example{errors}:"]
     for name in ("elbo", "reconstruction", "kl", "loss", "log_likelihood"):
         if name in metrics:
             error = metrics.get(f"{name}_stderr")

@@ -249,3 +249,12 @@ def test_console_script_reports_bad_input_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("Error: Invalid value for "
                                                               "'--batch-size'")
     assert "Traceback" not in result.stderr
+
+
+def test_summary_claims_standard_errors_only_when_it_has_them():
+    from keras_vae.cli.main import _summary
+
+    fitted = _summary("Trained run", {"elbo": -100.0, "kl": 20.0})
+    assert "standard error" not in fitted and "+-" not in fitted
+    evaluated = _summary("run", {"elbo": -100.0, "elbo_stderr": 0.25})
+    assert "(+- standard error)" in evaluated and "-100.000 +- 0.250" in evaluated
