@@ -93,3 +93,16 @@ def model_weights(run):
     import keras
 
     return keras.models.load_model(pathlib.Path(run) / "model.keras").get_weights()
+
+
+def interrupt_after_epoch(epoch):
+    """A Keras callback that presses Ctrl-C (KeyboardInterrupt) at the end of ``epoch``
+    (0-based). Passed to train.fit, it runs after the run's own checkpoint of that epoch."""
+    import keras
+
+    class InterruptAfterEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, finished, logs=None):
+            if finished == epoch:
+                raise KeyboardInterrupt
+
+    return InterruptAfterEpoch()

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vae import distribute, train
-from tests.helpers import (closed_form_kl, csv_rows, max_abs_difference,
+from tests.helpers import (closed_form_kl, csv_rows, interrupt_after_epoch, max_abs_difference,
                            model_weights, tiny_train_config)
 
 TWO_WORKERS = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
@@ -80,18 +80,6 @@ def test_a_single_process_is_its_own_chief():
 # ---------------------------------------------------------------- MirroredStrategy via train.fit
 
 
-class _InterruptAfterEpoch(keras.callbacks.Callback):
-    """Ctrl-C at the end of ``epoch`` (after the checkpoint: it runs after train.fit's own)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 def test_mirrored_fit_matches_one_device_and_resumes_under_another_strategy(idx_folder,
                                                                            tmp_path):
     # 60 training images in global batches of 10, 5 per replica, no validation split (the
@@ -117,7 +105,7 @@ def test_mirrored_fit_matches_one_device_and_resumes_under_another_strategy(idx_
     # may change on resume (the run's maths does not).
     run = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        train.fit(mirrored, run, verbose=0, callbacks=[_InterruptAfterEpoch(0)])
+        train.fit(mirrored, run, verbose=0, callbacks=[interrupt_after_epoch(0)])
     assert not run.exists()
     train.fit(config, run, resume=True, verbose=0)
     assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1]
@@ -129,7 +117,7 @@ def test_resume_rejects_a_change_of_precision(idx_folder, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train.fit(tiny_train_config(idx_folder), run, verbose=0,
-                  callbacks=[_InterruptAfterEpoch(0)])
+                  callbacks=[interrupt_after_epoch(0)])
     with pytest.raises(train.RunError, match="these differ: precision"):
         train.fit(tiny_train_config(idx_folder, precision="mixed_bfloat16"), run, resume=True)
 

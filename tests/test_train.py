@@ -9,7 +9,7 @@ import pytest
 
 from keras_vae import schedules as kv_schedules
 from keras_vae import train
-from tests.helpers import csv_rows as _rows, tiny_train_config
+from tests.helpers import csv_rows as _rows, interrupt_after_epoch, tiny_train_config
 
 
 _config = tiny_train_config
@@ -175,21 +175,9 @@ def test_checkpoint_survives_a_kill_in_the_middle_of_writing(idx_folder, tmp_pat
     assert float(fresh.optimizer.learning_rate) < config.learning_rate
 
 
-class _StopAfterCheckpoint(keras.callbacks.Callback):
-    """Interrupts training at the end of epoch ``epoch`` (0-based), after its checkpoint."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 def _interrupted_after_two_epochs(config, run):
     with pytest.raises(KeyboardInterrupt):
-        train.fit(config, run, verbose=0, callbacks=[_StopAfterCheckpoint(epoch=1)])
+        train.fit(config, run, verbose=0, callbacks=[interrupt_after_epoch(1)])
     assert [int(r["epoch"]) for r in _rows(train.partial_dir(run) / "history.csv")] == [0, 1]
 
 
