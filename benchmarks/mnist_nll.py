@@ -11,7 +11,7 @@ importance-weighted estimate with K = 5000 on the 10,000 t10k images (fixed bina
 ``--stages 5`` runs stages 0..4 (121 epochs); the paper runs 8 (3,280 epochs) and reports
 test log-likelihood -86.76 (VAE, k=1), -85.54 (IWAE, k=5) and -84.78 (IWAE, k=50) nats.
 The run is a ``kvae fit`` run directory, and the same command continues it after an
-interruption. The evaluation is ``kvae evaluate OUTPUT --iw-samples K`` (metrics.json). The
+interruption; given more ``--stages``, it trains a complete run further. The evaluation is ``kvae evaluate OUTPUT --iw-samples K`` (metrics.json). The
 script prints one Markdown table row with the figures and the time taken, and writes them to
 OUTPUT/benchmark.json.
 """
@@ -59,9 +59,11 @@ def main():
                           args.seed)
     output = pathlib.Path(args.output)
     start = time.perf_counter()
-    if not (output / "model.keras").exists():
-        # Continue an interrupted run whenever there is one: the benchmark takes hours.
-        resume = args.resume or train.partial_dir(output).exists()
+    complete = (output / "model.keras").exists()
+    if not complete or train.epochs_trained(output) < config.epochs:
+        # Continue an interrupted run whenever there is one, and train a complete run of
+        # fewer stages further: the benchmark takes hours.
+        resume = args.resume or complete or train.partial_dir(output).exists()
         train.fit(config, output, resume=resume, verbose=2)
     train_seconds = time.perf_counter() - start
 

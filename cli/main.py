@@ -152,7 +152,9 @@ def _say_when_training_starts(notice):
 @click.option("--output", type=click.Path(), default=None,
               help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>,"
                    " numbered -2, -3, ... when that name holds a run].")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run in --output, or train a complete one further "
+                   "when --epochs is larger than the epochs it trained.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
 def fit(output, resume, overwrite, **options):
     """Train a VAE and write its run directory."""

@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import data as data_module
-from keras_vae.files import replace_atomically, replace_directory, write_json_atomically
+from keras_vae.files import (replace_atomically, replace_directory, staged_directory,
+                             write_json_atomically)
 from keras_vae import distribute, networks, schedules, warmup
 from keras_vae.model import LIKELIHOODS, VAE, check_objective
 
@@ -164,7 +165,7 @@ class HistoryWriter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.rows is None:
-            self.rows = [row for row in self._read() if int(row["epoch"]) < epoch]
+            self.rows = [row for row in self.read() if int(row["epoch"]) < epoch]
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
@@ -177,7 +178,8 @@ class HistoryWriter(keras.callbacks.Callback):
 
         replace_atomically(self.path, write)
 
-    def _read(self):
+    def read(self):
+        """The rows of the history file (dicts of strings); [] before the first epoch."""
         if not self.path.exists():
             return []
         with open(self.path, newline="") as f:
@@ -187,13 +189,19 @@ class HistoryWriter(keras.callbacks.Callback):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Weights, optimizer state and the noise stream after every epoch, crash-safe.
 
-    Each checkpoint is a folder ``epoch-NNNNNN/`` holding ``checkpoint.weights.h5`` and,
-    written last and atomically, ``state.json``; only folders with a ``state.json`` count, and
-    older ones are deleted once a newer one is complete. A kill at any instant (even while
-    the weights file is half written) therefore leaves the previous complete checkpoint.
-    Keras' BackupAndRestore cannot promise that: a checkpoint interrupted mid-write fails to
-    load on resume (seen here with SIGINT; its fallback only catches OSError).
+    Each checkpoint is a folder ``epoch-NNNNNN/`` holding ``checkpoint.weights.h5`` (or, for
+    the checkpoint a longer run starts from, the complete run's ``model.keras``: ``adopt``)
+    and, written last and atomically, ``state.json``; only folders with a ``state.json``
+    count, and older ones are deleted once a newer one is complete. A kill at any instant
+    (even while the weights file is half written) therefore leaves the previous complete
+    checkpoint. Keras' BackupAndRestore cannot promise that: a checkpoint interrupted
+    mid-write fails to load on resume (seen here with SIGINT; its fallback only catches
+    OSError).
     """
+
+    # Either file restores weights, Adam's moments and step count, and the noise seed:
+    # model.load_weights reads the weights part of a .keras archive, optimizer included.
+    WEIGHT_FILES = ("checkpoint.weights.h5", "model.keras")
 
     def __init__(self, directory, restore_from=None):
         """Writes to ``directory``; restores from ``restore_from`` (default ``directory``):
@@ -208,6 +216,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                           if (p / "state.json").exists())
         return complete[-1] if complete else None
 
+    def epochs_done(self):
+        """The number of epochs the newest complete checkpoint holds (0 without one)."""
+        latest = self.latest()
+        return json.loads((latest / "state.json").read_text())["epochs_done"] if latest else 0
+
     def restore(self, model):
         """Loads the newest complete checkpoint into ``model``; returns the epochs it holds."""
         latest = self.latest()
@@ -215,8 +228,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return 0
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(latest / "checkpoint.weights.h5")
-        return json.loads((latest / "state.json").read_text())["epochs_done"]
+        weights = next(latest / name for name in self.WEIGHT_FILES
+                       if (latest / name).exists())
+        model.load_weights(weights)
+        return self.epochs_done()
+
+    def adopt(self, model_file, epochs_done):
+        """Makes a copy of a complete run's ``model_file`` the checkpoint of ``epochs_done``
+        epochs, from which a longer run continues."""
+        target = self.directory / f"epoch-{epochs_done:06d}"
+        target.mkdir(parents=True)
+        shutil.copy2(model_file, target / "model.keras")
+        write_json_atomically(target / "state.json", {"epochs_done": epochs_done})
 
     def on_epoch_end(self, epoch, logs=None):
         target = self.directory / f"epoch-{epoch + 1:06d}"
@@ -309,31 +332,26 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
     - new run, ``run_dir`` absent: a fresh ``.partial`` folder;
     - ``resume``: the existing ``.partial`` folder, whose config must match (except the
       strategy, and the epoch count when nothing depends on it: ``_check_new_epochs``);
+    - ``resume`` of a complete run with more ``epochs``: a ``.partial`` folder that continues
+      it (``_continue_complete_run``); ``run_dir`` stays as it is until the longer run
+      completes and replaces it;
     - ``run_dir`` exists: an error unless ``overwrite`` (the old run is replaced at the end).
     """
     run_dir = pathlib.Path(run_dir)
     working = partial_dir(run_dir)
     if resume:
-        if not (working / "config.json").exists():
-            if (run_dir / "model.keras").exists():
-                raise RunError(f"{run_dir} is already a complete run; nothing to resume. "
-                               f"Use --overwrite to train it again.")
-            raise RunError(f"No interrupted run to resume at {working}; start one without "
-                           f"--resume.")
-        # Through TrainConfig: options added since the run started take their defaults.
-        saved = TrainConfig.from_json(
-            json.loads((working / "config.json").read_text())["train"]).to_json()
-        changed = sorted(key for key, value in config.to_json().items()
-                         if saved[key] != value and key not in RESUMABLE_CHANGES)
-        if changed == ["epochs"]:
-            _check_new_epochs(config, saved["epochs"], working)
-        elif changed:
-            raise RunError(f"--resume needs the same options as the interrupted run; "
-                           f"these differ: {', '.join(changed)}.")
-        return working
+        if (working / "config.json").exists():
+            _check_resumable(config, working,
+                             EpochCheckpoint(working / "backup").epochs_done())
+            return working
+        if (run_dir / "model.keras").exists():
+            _check_resumable(config, run_dir, epochs_trained(run_dir), complete=True)
+            return _continue_complete_run(run_dir, working)
+        raise RunError(f"No interrupted run to resume at {working}; start one without "
+                       f"--resume.")
     if run_dir.exists() and not overwrite:
-        raise RunError(f"{run_dir} already exists; pass --resume to continue an interrupted "
-                       f"run or --overwrite to replace it.")
+        raise RunError(f"{run_dir} already exists; pass --resume with a larger --epochs to "
+                       f"train it further, or --overwrite to replace it.")
     if working.exists():
         if not overwrite:
             raise RunError(f"An interrupted run exists at {working}; pass --resume to continue "
@@ -343,20 +361,73 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
     return working
 
 
-def _check_new_epochs(config, saved_epochs, working):
-    """A resume may lengthen or shorten an interrupted run, when no option depends on the
-    epoch count: the cosine schedule's length T is epochs * steps_per_epoch, so its learning
-    rate at a given step would change under the weights already trained. Burda's stages and
-    the KL warm-ups depend on the epoch (or step) reached, not on the total."""
+def epochs_trained(run_dir):
+    """The epochs a complete run trained: the rows of its history.csv."""
+    path = pathlib.Path(run_dir) / "history.csv"
+    if not path.exists():
+        raise RunError(f"{path} is missing, so the epochs {run_dir} trained are unknown; it "
+                       f"cannot be continued (use --overwrite to train it again).")
+    return len(HistoryWriter(path).read())
+
+
+def _check_resumable(config, folder, done, complete=False):
+    """RunError unless ``config`` may continue the run in ``folder``, ``done`` epochs in:
+    the same options except those in RESUMABLE_CHANGES and the epoch count (which must
+    allow more training for a complete run, and obey ``_check_new_epochs``)."""
+    # Through TrainConfig: options added since the run started take their defaults.
+    saved = TrainConfig.from_json(
+        json.loads((folder / "config.json").read_text())["train"]).to_json()
+    changed = sorted(key for key, value in config.to_json().items()
+                     if saved[key] != value and key not in RESUMABLE_CHANGES)
+    if changed and changed != ["epochs"]:
+        raise RunError(f"--resume needs the same options as the "
+                       f"{'complete' if complete else 'interrupted'} run; these differ: "
+                       f"{', '.join(changed)}.")
+    if complete and config.epochs <= done:
+        raise RunError(f"{folder} is already a complete run of {done} epochs; nothing to "
+                       f"resume. Pass --epochs above {done} with --resume to train it "
+                       f"further, or --overwrite to train it again.")
+    if changed:
+        _check_new_epochs(config, saved["epochs"], done, complete)
+
+
+def _check_new_epochs(config, saved_epochs, done, complete=False):
+    """A resume may lengthen or shorten a run, when no option depends on the epoch count: the
+    cosine schedule's length T is epochs * steps_per_epoch, so its learning rate at a given
+    step would change under the weights already trained. Burda's stages and the KL warm-ups
+    depend on the epoch (or step) reached, not on the total."""
     if config.learning_rate_schedule == "cosine":
+        if complete:
+            raise RunError(f"A complete run with the cosine learning-rate schedule cannot be "
+                           f"trained further (its learning rate has decayed to 0 over its "
+                           f"{saved_epochs} epochs); start a new run with more --epochs.")
         raise RunError(f"--epochs cannot change on --resume with the cosine learning-rate "
                        f"schedule (its length is the epoch count); resume with --epochs "
                        f"{saved_epochs}.")
-    latest = EpochCheckpoint(working / "backup").latest()
-    done = json.loads((latest / "state.json").read_text())["epochs_done"] if latest else 0
     if config.epochs < done:
         raise RunError(f"The interrupted run has already trained {done} epochs; resume with "
                        f"--epochs {done} or more.")
+
+
+# What a continued run keeps of the complete run it continues: its record and its data.
+# metrics.json, per_example.csv and exports describe the old weights, so they are left out.
+CARRIED_OVER = ("config.json", "history.csv", "logs", "test_examples.npz")
+
+
+def _continue_complete_run(run_dir, working):
+    """The ``.partial`` folder in which complete run ``run_dir`` trains further: copies of
+    its CARRIED_OVER files, and its model.keras (weights, Adam state, noise seed) as the
+    checkpoint of the epochs it trained. Built beside and moved into place whole."""
+    with staged_directory(working) as staging:
+        for name in CARRIED_OVER:
+            source = run_dir / name
+            if source.is_dir():
+                shutil.copytree(source, staging / name)
+            elif source.exists():
+                shutil.copy2(source, staging / name)
+        EpochCheckpoint(staging / "backup").adopt(run_dir / "model.keras",
+                                                  epochs_trained(run_dir))
+    return working
 
 
 def fit(config, run_dir, resume=False, overwrite=False, verbose=1, callbacks=()):
@@ -389,20 +460,34 @@ def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks)
     chief = distribute.is_chief(strategy)
     if chief:
         working = prepare_run_dir(config, run_dir, resume=resume, overwrite=overwrite)
+        restore_from = None  # its own backup/
     else:
-        if resume and not (partial_dir(run_dir) / "config.json").exists():
-            raise RunError(f"This worker cannot see the interrupted run {partial_dir(run_dir)}; "
-                           f"a multi-worker --resume needs --output on storage every worker "
-                           f"can read (NFS, a shared disk).")
         # Every worker makes the same saves (they may involve collectives), into its own
         # temporary folder, deleted at the end: only the chief writes run_dir.
         working = pathlib.Path(tempfile.mkdtemp(prefix="kvae-worker-"))
+        restore_from = _worker_restore_point(run_dir, working) if resume else None
     try:
-        return _train(strategy, config, splits, working, run_dir, resume, chief, verbose,
+        return _train(strategy, config, splits, working, run_dir, restore_from, verbose,
                       callbacks)
     finally:
         if not chief:
             shutil.rmtree(working, ignore_errors=True)
+
+
+def _worker_restore_point(run_dir, working):
+    """Where a worker other than the chief finds the checkpoint to resume from: the chief's
+    ``.partial/backup``, or, when the chief is only now making that folder to continue a
+    complete run, the same checkpoint taken from the complete run itself."""
+    if (partial_dir(run_dir) / "config.json").exists():
+        return partial_dir(run_dir) / "backup"
+    if (run_dir / "model.keras").exists():
+        EpochCheckpoint(working / "continued").adopt(run_dir / "model.keras",
+                                                     epochs_trained(run_dir))
+        return working / "continued"
+    shutil.rmtree(working, ignore_errors=True)
+    raise RunError(f"This worker cannot see the interrupted run {partial_dir(run_dir)}; a "
+                   f"multi-worker --resume needs --output on storage every worker can read "
+                   f"(NFS, a shared disk).")
 
 
 def _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoint, others):
@@ -423,7 +508,7 @@ def _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoin
         ])
 
 
-def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, callbacks):
+def _train(strategy, config, splits, working, run_dir, restore_from, verbose, callbacks):
     write_json_atomically(working / "config.json", {
         "train": config.to_json(), "versions": versions(),
         "data": {"image_shape": list(splits.image_shape), "num_train": splits.num_train,
@@ -431,9 +516,7 @@ def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, c
                  "num_replicas": strategy.num_replicas_in_sync}})
     keras.utils.set_random_seed(config.seed)  # again: the initial weights must not depend on
     # what loading the data drew from the random streams
-    checkpoint = EpochCheckpoint(
-        working / "backup",
-        restore_from=partial_dir(run_dir) / "backup" if resume and not chief else None)
+    checkpoint = EpochCheckpoint(working / "backup", restore_from=restore_from)
     with strategy.scope():
         model = build_model(config, splits.image_shape,
                             steps_per_epoch=math.ceil(splits.num_train / config.batch_size))
@@ -455,6 +538,6 @@ def _train(strategy, config, splits, working, run_dir, resume, chief, verbose, c
     model.save(working / "model.keras")
     metrics = model.evaluate(splits.test, return_dict=True, verbose=0)
     shutil.rmtree(working / "backup", ignore_errors=True)
-    if chief:
+    if distribute.is_chief(strategy):
         replace_directory(working, run_dir)
     return metrics

@@ -131,6 +131,10 @@ def test_existing_output_is_never_overwritten_silently(monkeypatch, capsys, idx_
                               *_fit_arguments(idx_folder, output, "--epochs", "1"))
     assert_one_line_error(status, err, "already exists; pass --resume .* or --overwrite")
     assert (output / "model.keras").read_bytes() == first_model
+    status, _, err = run_kvae(monkeypatch, capsys, *_fit_arguments(
+        idx_folder, output, "--epochs", "1", "--resume"))
+    assert_one_line_error(status, err, "already a complete run of 1 epochs; nothing to resume")
+    assert (output / "model.keras").read_bytes() == first_model
 
     status, _, err = run_kvae(monkeypatch, capsys, *_fit_arguments(
         idx_folder, output, "--epochs", "1", "--seed", "1", "--overwrite"))

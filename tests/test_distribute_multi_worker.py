@@ -1,7 +1,9 @@
 """Two MultiWorkerMirroredStrategy processes on localhost run `kvae fit --strategy
 multi-worker`: identical weights on both, the same weights as one device, and only the chief
-writes the run directory. (Its own file, so that pytest-xdist can run it beside the rest.)"""
+writes the run directory; trained further with --resume, both start from the complete run.
+(Its own file, so that pytest-xdist can run it beside the rest.)"""
 
+import dataclasses
 import json
 import os
 import socket
@@ -28,27 +30,23 @@ def _free_ports(count):
             s.close()
 
 
-@pytest.mark.integration
-def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folder, tmp_path):
-    # 72 images: 66 to train in global batches of 22 (11 per worker), 6 to validate, 20 to
-    # test; every batch splits evenly, so two workers must train like one device.
-    write_idx_folder(idx_folder, num_train=72, num_test=20, size=8)
+def _run_two_workers(arguments, tmp_path, tag):
+    """Runs ``kvae ARGUMENTS`` as workers 0 and 1 of a localhost cluster; returns the two
+    Popen objects (finished, both succeeded) and the weights each had at the end of training.
+    Each worker's TMPDIR (its temporary folders) is tmp_path / f"{tag}-tmp{index}"."""
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
-    run = tmp_path / "run"
-    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
-                 "16", "--latent-dim", "2", "--batch-size", "22", "--epochs", "2",
-                 "--strategy", "multi-worker", "--output", run]
     workers = []
     for index in range(2):
-        scratch = tmp_path / f"tmp{index}"  # each worker's TMPDIR: its temporary folders
+        scratch = tmp_path / f"{tag}-tmp{index}"
         scratch.mkdir()
         environment = {**os.environ, "TMPDIR": str(scratch), "TF_CONFIG": json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.record_weights_fit", tmp_path / f"weights{index}.npz",
-             *map(str, arguments)], cwd=os.getcwd(), env=environment, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            [sys.executable, "-m", "tests.record_weights_fit",
+             tmp_path / f"{tag}-weights{index}.npz", *map(str, arguments)],
+            cwd=os.getcwd(), env=environment, text=True, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE))
     try:
         outputs = [worker.communicate(timeout=600) for worker in workers]
     finally:
@@ -59,15 +57,29 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folde
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
         assert "Trained" in out
-    # The same command on one device, for comparison: each worker must have trained on its
-    # own half of every global batch, with the loss averaged over the global batch.
-    train.fit(tiny_train_config(idx_folder, batch_size=22, strategy="default"),
-              tmp_path / "one_device", verbose=0)
-
-    weights = [np.load(tmp_path / f"weights{index}.npz") for index in range(2)]
+    weights = [np.load(tmp_path / f"{tag}-weights{index}.npz") for index in range(2)]
     assert len(weights[0].files) > 0
     for name in weights[0].files:
         np.testing.assert_array_equal(weights[0][name], weights[1][name])
+    return workers, [weights[0][name] for name in weights[0].files]
+
+
+@pytest.mark.integration
+def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folder, tmp_path):
+    # 72 images: 66 to train in global batches of 22 (11 per worker), 6 to validate, 20 to
+    # test; every batch splits evenly, so two workers must train like one device.
+    write_idx_folder(idx_folder, num_train=72, num_test=20, size=8)
+    run = tmp_path / "run"
+    # The burda schedule, so that the complete run can be trained further below.
+    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
+                 "16", "--latent-dim", "2", "--batch-size", "22", "--learning-rate-schedule",
+                 "burda", "--strategy", "multi-worker", "--output", run]
+    workers, worker_weights = _run_two_workers([*arguments, "--epochs", "2"], tmp_path, "fit")
+    # The same command on one device, for comparison: each worker must have trained on its
+    # own half of every global batch, with the loss averaged over the global batch.
+    one_device = tiny_train_config(idx_folder, batch_size=22, learning_rate_schedule="burda",
+                                   strategy="default")
+    train.fit(one_device, tmp_path / "one_device", verbose=0)
 
     # The chief's run is complete and matches the weights it trained.
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
@@ -75,7 +87,6 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folde
     assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1]
     record = json.loads((run / "config.json").read_text())
     assert record["data"]["num_replicas"] == 2 and record["train"]["strategy"] == "multi-worker"
-    worker_weights = [weights[0][name] for name in weights[0].files]
     assert max_abs_difference(keras.models.load_model(run / "model.keras").get_weights(),
                               worker_weights) == 0
     # 6 Adam steps: unsharded data (each worker on the whole batch) or a loss summed over the
@@ -85,5 +96,19 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folde
     # its own temporary folder is gone.
     events = [p.name for p in (run / "logs").rglob("events.out.tfevents.*")]
     assert events and all(f".{workers[0].pid}." in name for name in events), events
-    assert not any((tmp_path / "tmp1").iterdir())
+    assert not any((tmp_path / "fit-tmp1").iterdir())
+    assert not train.partial_dir(run).exists()
+
+    # Trained further by both workers (--resume, more epochs): each starts from the complete
+    # run's weights and Adam state, like the one-device run trained further.
+    _, continued_weights = _run_two_workers([*arguments, "--epochs", "3", "--resume"],
+                                            tmp_path, "continue")
+    train.fit(dataclasses.replace(one_device, epochs=3), tmp_path / "one_device", resume=True,
+              verbose=0)
+    assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1, 2]
+    assert max_abs_difference(keras.models.load_model(run / "model.keras").get_weights(),
+                              continued_weights) == 0
+    assert max_abs_difference(model_weights(tmp_path / "one_device"), continued_weights) < 1e-5
+    assert max_abs_difference(worker_weights, continued_weights) > 1e-4  # it did train
+    assert not any((tmp_path / "continue-tmp1").iterdir())
     assert not train.partial_dir(run).exists()

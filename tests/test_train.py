@@ -84,11 +84,61 @@ def test_resume_needs_an_interrupted_run_with_the_same_options(idx_folder, tmp_p
         train.prepare_run_dir(_config(idx_folder), run)
 
 
-def test_a_complete_run_cannot_be_resumed(idx_folder, tmp_path):
+def test_a_complete_run_is_resumed_only_to_train_it_further(idx_folder, tmp_path):
     run = tmp_path / "run"
     train.fit(_config(idx_folder, epochs=1), run, verbose=0)
-    with pytest.raises(train.RunError, match="already a complete run; nothing to resume"):
+    with pytest.raises(train.RunError, match="already a complete run of 1 epochs; nothing to "
+                                             "resume. Pass --epochs above 1"):
         train.fit(_config(idx_folder, epochs=1), run, resume=True, verbose=0)
+    with pytest.raises(train.RunError, match="same options as the complete run; these "
+                                             "differ: epochs, latent_dim"):
+        train.fit(_config(idx_folder, epochs=3, latent_dim=3), run, resume=True, verbose=0)
+    with pytest.raises(train.RunError, match="cosine learning-rate schedule cannot be trained "
+                                             "further"):
+        train.fit(_config(idx_folder, epochs=3), run, resume=True, verbose=0)
+    assert not train.partial_dir(run).exists()  # a refusal leaves nothing behind
+
+
+class _RecordStartingWeights(keras.callbacks.Callback):
+    """The weights and optimizer step count at the start of training."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [w.copy() for w in self.model.get_weights()]
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+
+def test_a_complete_run_trains_further_from_its_weights_and_optimizer_state(idx_folder,
+                                                                            tmp_path):
+    run = tmp_path / "run"
+    train.fit(_config(idx_folder, epochs=2, learning_rate_schedule="burda"), run, verbose=0)
+    (run / "metrics.json").write_text("{}")  # describes the 2-epoch weights: not carried over
+    (run / "test_examples.npz").write_bytes(b"the run's data")  # carried over
+    before = keras.models.load_model(run / "model.keras")
+    rows_before = _rows(run / "history.csv")
+
+    # Interrupted after its first new epoch: the complete run stays as it was, and the
+    # longer run is resumable.
+    longer = _config(idx_folder, epochs=4, learning_rate_schedule="burda")
+    start = _RecordStartingWeights()
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(longer, run, resume=True, verbose=0,
+                  callbacks=[start, interrupt_after_epoch(2)])
+    assert start.iterations == 2 * 6  # 55 training images, batches of 10
+    for restored, saved in zip(start.weights, before.get_weights()):
+        np.testing.assert_array_equal(restored, saved)
+    assert len(_rows(run / "history.csv")) == 2 and (run / "metrics.json").exists()
+    assert [int(r["epoch"]) for r in _rows(train.partial_dir(run) / "history.csv")] == [0, 1, 2]
+
+    train.fit(longer, run, resume=True, verbose=0)
+    rows = _rows(run / "history.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3] and rows[:2] == rows_before
+    assert train.TrainConfig.from_json(
+        json.loads((run / "config.json").read_text())["train"]) == longer
+    assert int(keras.models.load_model(run / "model.keras").optimizer.iterations.numpy()) \
+        == 4 * 6
+    assert not (run / "metrics.json").exists()
+    assert (run / "test_examples.npz").read_bytes() == b"the run's data"
+    assert not train.partial_dir(run).exists()
 
 
 class _PoisonWeights(keras.callbacks.Callback):
