@@ -60,6 +60,10 @@ def main():
     output = pathlib.Path(args.output)
     start = time.perf_counter()
     complete = (output / "model.keras").exists()
+    if complete and train.epochs_trained(output) > config.epochs:
+        parser.error(f"{output} has trained {train.epochs_trained(output)} epochs, more than "
+                     f"--stages {args.stages} gives ({config.epochs}); pass its own --stages "
+                     f"or another --output.")
     if not complete or train.epochs_trained(output) < config.epochs:
         # Continue an interrupted run whenever there is one, and train a complete run of
         # fewer stages further: the benchmark takes hours.

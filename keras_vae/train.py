@@ -153,22 +153,29 @@ def versions():
 class HistoryWriter(keras.callbacks.Callback):
     """history.csv with one row per completed epoch, exactly once even across resumes.
 
-    A resumed fit starts at the epoch after the last checkpoint; rows from that epoch on
-    (written before a crash but not checkpointed) are dropped before new rows are added. The
-    file is rewritten atomically each epoch, so a kill leaves the previous version intact.
+    A fit resumed at ``initial_epoch`` (the epochs its checkpoint holds) first drops the rows
+    from that epoch on: written before a crash but not checkpointed. It does so when training
+    begins, so even a resume with no epoch left to train leaves no such row. The file is
+    rewritten atomically, so a kill leaves the previous version intact.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, initial_epoch=0):
         super().__init__()
         self.path = pathlib.Path(path)
+        self.initial_epoch = initial_epoch
         self.rows = None
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.rows is None:
-            self.rows = [row for row in self.read() if int(row["epoch"]) < epoch]
+    def on_train_begin(self, logs=None):
+        rows = self.read()
+        self.rows = [row for row in rows if int(row["epoch"]) < self.initial_epoch]
+        if len(self.rows) != len(rows):
+            self._write()
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        self._write()
+
+    def _write(self):
         names = list(dict.fromkeys(key for row in self.rows for key in row))
 
         def write(f):
@@ -213,8 +220,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def latest(self):
         """The newest complete checkpoint folder to restore, or None."""
         complete = sorted(p for p in self.restore_from.glob("epoch-*")
-                          if (p / "state.json").exists())
+                          if (p / "state.json").exists() and self._weights(p) is not None)
         return complete[-1] if complete else None
+
+    def _weights(self, folder):
+        """The weights file of a checkpoint folder, or None."""
+        return next((folder / name for name in self.WEIGHT_FILES if (folder / name).exists()),
+                    None)
 
     def epochs_done(self):
         """The number of epochs the newest complete checkpoint holds (0 without one)."""
@@ -228,9 +240,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return 0
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        weights = next(latest / name for name in self.WEIGHT_FILES
-                       if (latest / name).exists())
-        model.load_weights(weights)
+        model.load_weights(self._weights(latest))
         return self.epochs_done()
 
     def adopt(self, model_file, epochs_done):
@@ -340,18 +350,14 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
     run_dir = pathlib.Path(run_dir)
     working = partial_dir(run_dir)
     if resume:
-        if (working / "config.json").exists():
-            _check_resumable(config, working,
-                             EpochCheckpoint(working / "backup").epochs_done())
-            return working
-        if (run_dir / "model.keras").exists():
-            _check_resumable(config, run_dir, epochs_trained(run_dir), complete=True)
+        if _resume_point(config, run_dir) == "complete":
             return _continue_complete_run(run_dir, working)
-        raise RunError(f"No interrupted run to resume at {working}; start one without "
-                       f"--resume.")
+        return working
     if run_dir.exists() and not overwrite:
-        raise RunError(f"{run_dir} already exists; pass --resume with a larger --epochs to "
-                       f"train it further, or --overwrite to replace it.")
+        further = ("" if config.learning_rate_schedule == "cosine" else
+                   "pass --resume with a larger --epochs to train it further, or ")
+        raise RunError(f"{run_dir} already exists; {further}pass --overwrite to replace it, "
+                       f"or choose another --output.")
     if working.exists():
         if not overwrite:
             raise RunError(f"An interrupted run exists at {working}; pass --resume to continue "
@@ -361,6 +367,23 @@ def prepare_run_dir(config, run_dir, resume=False, overwrite=False):
     return working
 
 
+def _resume_point(config, run_dir):
+    """What ``config`` resumes in ``run_dir``: "interrupted" (its ``.partial`` folder) or
+    "complete" (the finished run, to train further); RunError when neither may be resumed
+    with these options."""
+    working = partial_dir(run_dir)
+    if (working / "config.json").exists():
+        _check_resumable(config, working, EpochCheckpoint(working / "backup").epochs_done())
+        return "interrupted"
+    if working.exists():  # made by a run killed before it wrote anything
+        raise RunError(f"{working} holds no run (it has no config.json); delete it and run "
+                       f"the command again.")
+    if (run_dir / "model.keras").exists():
+        _check_resumable(config, run_dir, epochs_trained(run_dir), complete=True)
+        return "complete"
+    raise RunError(f"No interrupted run to resume at {working}; start one without --resume.")
+
+
 def epochs_trained(run_dir):
     """The epochs a complete run trained: the rows of its history.csv."""
     path = pathlib.Path(run_dir) / "history.csv"
@@ -368,6 +391,10 @@ def epochs_trained(run_dir):
         raise RunError(f"{path} is missing, so the epochs {run_dir} trained are unknown; it "
                        f"cannot be continued (use --overwrite to train it again).")
     return len(HistoryWriter(path).read())
+
+
+def _epochs(count):
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def _check_resumable(config, folder, done, complete=False):
@@ -383,30 +410,31 @@ def _check_resumable(config, folder, done, complete=False):
         raise RunError(f"--resume needs the same options as the "
                        f"{'complete' if complete else 'interrupted'} run; these differ: "
                        f"{', '.join(changed)}.")
+    if complete and config.learning_rate_schedule == "cosine":
+        raise RunError(f"{folder} is a complete run with the cosine learning-rate schedule, "
+                       f"which cannot be trained further (its learning rate has decayed to 0 "
+                       f"over its {_epochs(saved['epochs'])}); start a new run with more "
+                       f"--epochs.")
     if complete and config.epochs <= done:
-        raise RunError(f"{folder} is already a complete run of {done} epochs; nothing to "
+        raise RunError(f"{folder} is already a complete run of {_epochs(done)}; nothing to "
                        f"resume. Pass --epochs above {done} with --resume to train it "
                        f"further, or --overwrite to train it again.")
     if changed:
-        _check_new_epochs(config, saved["epochs"], done, complete)
+        _check_new_epochs(config, saved["epochs"], done)
 
 
-def _check_new_epochs(config, saved_epochs, done, complete=False):
+def _check_new_epochs(config, saved_epochs, done):
     """A resume may lengthen or shorten a run, when no option depends on the epoch count: the
     cosine schedule's length T is epochs * steps_per_epoch, so its learning rate at a given
     step would change under the weights already trained. Burda's stages and the KL warm-ups
     depend on the epoch (or step) reached, not on the total."""
     if config.learning_rate_schedule == "cosine":
-        if complete:
-            raise RunError(f"A complete run with the cosine learning-rate schedule cannot be "
-                           f"trained further (its learning rate has decayed to 0 over its "
-                           f"{saved_epochs} epochs); start a new run with more --epochs.")
         raise RunError(f"--epochs cannot change on --resume with the cosine learning-rate "
                        f"schedule (its length is the epoch count); resume with --epochs "
                        f"{saved_epochs}.")
     if config.epochs < done:
-        raise RunError(f"The interrupted run has already trained {done} epochs; resume with "
-                       f"--epochs {done} or more.")
+        raise RunError(f"The interrupted run has already trained {_epochs(done)}; resume "
+                       f"with --epochs {done} or more.")
 
 
 # What a continued run keeps of the complete run it continues: its record and its data.
@@ -460,13 +488,13 @@ def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks)
     chief = distribute.is_chief(strategy)
     if chief:
         working = prepare_run_dir(config, run_dir, resume=resume, overwrite=overwrite)
-        restore_from = None  # its own backup/
     else:
         # Every worker makes the same saves (they may involve collectives), into its own
         # temporary folder, deleted at the end: only the chief writes run_dir.
         working = pathlib.Path(tempfile.mkdtemp(prefix="kvae-worker-"))
-        restore_from = _worker_restore_point(run_dir, working) if resume else None
     try:
+        restore_from = _worker_restore_point(config, run_dir, working) \
+            if resume and not chief else None  # None: the chief's own backup/
         return _train(strategy, config, splits, working, run_dir, restore_from, verbose,
                       callbacks)
     finally:
@@ -474,20 +502,21 @@ def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks)
             shutil.rmtree(working, ignore_errors=True)
 
 
-def _worker_restore_point(run_dir, working):
-    """Where a worker other than the chief finds the checkpoint to resume from: the chief's
-    ``.partial/backup``, or, when the chief is only now making that folder to continue a
-    complete run, the same checkpoint taken from the complete run itself."""
-    if (partial_dir(run_dir) / "config.json").exists():
+def _worker_restore_point(config, run_dir, working):
+    """Where a worker other than the chief finds the checkpoint to resume from, after the
+    chief's checks: the chief's ``.partial/backup``, or, when the chief is only now making
+    that folder to continue a complete run, the same checkpoint taken from the complete run
+    itself (``working/continued``)."""
+    if not (partial_dir(run_dir) / "config.json").exists() \
+            and not (run_dir / "model.keras").exists():
+        raise RunError(f"This worker cannot see the interrupted run {partial_dir(run_dir)}; "
+                       f"a multi-worker --resume needs --output on storage every worker can "
+                       f"read (NFS, a shared disk).")
+    if _resume_point(config, run_dir) == "interrupted":
         return partial_dir(run_dir) / "backup"
-    if (run_dir / "model.keras").exists():
-        EpochCheckpoint(working / "continued").adopt(run_dir / "model.keras",
-                                                     epochs_trained(run_dir))
-        return working / "continued"
-    shutil.rmtree(working, ignore_errors=True)
-    raise RunError(f"This worker cannot see the interrupted run {partial_dir(run_dir)}; a "
-                   f"multi-worker --resume needs --output on storage every worker can read "
-                   f"(NFS, a shared disk).")
+    EpochCheckpoint(working / "continued").adopt(run_dir / "model.keras",
+                                                 epochs_trained(run_dir))
+    return working / "continued"
 
 
 def _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoint, others):
@@ -500,7 +529,7 @@ def _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoin
             *warmup_callbacks(config),  # first: the others see the epoch's kl_weight
             # History before the checkpoint: a kill between the two then repeats the epoch
             # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
-            HistoryWriter(working / "history.csv"),
+            HistoryWriter(working / "history.csv", initial_epoch),
             checkpoint,
             keras.callbacks.TensorBoard(str(working / "logs"), write_graph=False,
                                         profile_batch=0),
@@ -537,7 +566,9 @@ def _train(strategy, config, splits, working, run_dir, restore_from, verbose, ca
             f"the learning rate and start again.")
     model.save(working / "model.keras")
     metrics = model.evaluate(splits.test, return_dict=True, verbose=0)
-    shutil.rmtree(working / "backup", ignore_errors=True)
     if distribute.is_chief(strategy):
         replace_directory(working, run_dir)
+        working = run_dir
+    # Only now: until the run is in place, a kill must leave a checkpoint to resume from.
+    shutil.rmtree(working / "backup", ignore_errors=True)
     return metrics

@@ -129,11 +129,11 @@ def test_existing_output_is_never_overwritten_silently(monkeypatch, capsys, idx_
 
     status, _, err = run_kvae(monkeypatch, capsys,
                               *_fit_arguments(idx_folder, output, "--epochs", "1"))
-    assert_one_line_error(status, err, "already exists; pass --resume .* or --overwrite")
+    assert_one_line_error(status, err, "already exists; pass --overwrite")
     assert (output / "model.keras").read_bytes() == first_model
     status, _, err = run_kvae(monkeypatch, capsys, *_fit_arguments(
-        idx_folder, output, "--epochs", "1", "--resume"))
-    assert_one_line_error(status, err, "already a complete run of 1 epochs; nothing to resume")
+        idx_folder, output, "--epochs", "2", "--resume"))
+    assert_one_line_error(status, err, "complete run with the cosine learning-rate schedule")
     assert (output / "model.keras").read_bytes() == first_model
 
     status, _, err = run_kvae(monkeypatch, capsys, *_fit_arguments(

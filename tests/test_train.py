@@ -59,12 +59,15 @@ def test_burda_stages_follow_their_formula():
 def test_history_writer_keeps_each_epoch_once_across_a_resume(tmp_path):
     path = tmp_path / "history.csv"
     writer = train.HistoryWriter(path)
+    writer.on_train_begin()
     for epoch in range(3):  # epochs 0-2 written; suppose only 0-1 were checkpointed
-        writer.on_epoch_begin(epoch)
         writer.on_epoch_end(epoch, {"loss": float(epoch)})
-    resumed = train.HistoryWriter(path)
+    # Resumed with no epoch left to train (--epochs 2): the unrecorded row still goes.
+    train.HistoryWriter(path, initial_epoch=2).on_train_begin()
+    assert [int(r["epoch"]) for r in _rows(path)] == [0, 1]
+    resumed = train.HistoryWriter(path, initial_epoch=2)
+    resumed.on_train_begin()
     for epoch in (2, 3):
-        resumed.on_epoch_begin(epoch)
         resumed.on_epoch_end(epoch, {"loss": 10.0 + epoch})
     assert [(int(r["epoch"]), float(r["loss"])) for r in _rows(path)] == [
         (0, 0.0), (1, 1.0), (2, 12.0), (3, 13.0)]
@@ -86,17 +89,32 @@ def test_resume_needs_an_interrupted_run_with_the_same_options(idx_folder, tmp_p
 
 def test_a_complete_run_is_resumed_only_to_train_it_further(idx_folder, tmp_path):
     run = tmp_path / "run"
-    train.fit(_config(idx_folder, epochs=1), run, verbose=0)
-    with pytest.raises(train.RunError, match="already a complete run of 1 epochs; nothing to "
+    burda = dict(learning_rate_schedule="burda")
+    train.fit(_config(idx_folder, epochs=1, **burda), run, verbose=0)
+    with pytest.raises(train.RunError, match="already a complete run of 1 epoch; nothing to "
                                              "resume. Pass --epochs above 1"):
-        train.fit(_config(idx_folder, epochs=1), run, resume=True, verbose=0)
+        train.fit(_config(idx_folder, epochs=1, **burda), run, resume=True, verbose=0)
     with pytest.raises(train.RunError, match="same options as the complete run; these "
                                              "differ: epochs, latent_dim"):
-        train.fit(_config(idx_folder, epochs=3, latent_dim=3), run, resume=True, verbose=0)
-    with pytest.raises(train.RunError, match="cosine learning-rate schedule cannot be trained "
-                                             "further"):
-        train.fit(_config(idx_folder, epochs=3), run, resume=True, verbose=0)
+        train.fit(_config(idx_folder, epochs=3, latent_dim=3, **burda), run, resume=True,
+                  verbose=0)
+    with pytest.raises(train.RunError, match="already exists; pass --resume with a larger "
+                                             "--epochs to train it further"):
+        train.fit(_config(idx_folder, epochs=3, **burda), run, verbose=0)
     assert not train.partial_dir(run).exists()  # a refusal leaves nothing behind
+    # A folder left by a run killed before it wrote anything is named, not trusted.
+    train.partial_dir(run).mkdir()
+    with pytest.raises(train.RunError, match="run.partial holds no run .*delete it"):
+        train.fit(_config(idx_folder, epochs=3, **burda), run, resume=True, verbose=0)
+
+    cosine = tmp_path / "cosine"
+    train.fit(_config(idx_folder, epochs=1), cosine, verbose=0)
+    for epochs in (1, 3):  # the cosine refusal comes first: more epochs would not help
+        with pytest.raises(train.RunError, match="cosine learning-rate schedule, which cannot "
+                                                 "be trained further .*over its 1 epoch\\)"):
+            train.fit(_config(idx_folder, epochs=epochs), cosine, resume=True, verbose=0)
+    with pytest.raises(train.RunError, match="already exists; pass --overwrite"):
+        train.fit(_config(idx_folder, epochs=3), cosine, verbose=0)
 
 
 class _RecordStartingWeights(keras.callbacks.Callback):
@@ -104,7 +122,7 @@ class _RecordStartingWeights(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.weights = [w.copy() for w in self.model.get_weights()]
-        self.iterations = int(self.model.optimizer.iterations.numpy())
+        self.optimizer = [np.array(v) for v in self.model.optimizer.variables]
 
 
 def test_a_complete_run_trains_further_from_its_weights_and_optimizer_state(idx_folder,
@@ -114,6 +132,7 @@ def test_a_complete_run_trains_further_from_its_weights_and_optimizer_state(idx_
     (run / "metrics.json").write_text("{}")  # describes the 2-epoch weights: not carried over
     (run / "test_examples.npz").write_bytes(b"the run's data")  # carried over
     before = keras.models.load_model(run / "model.keras")
+    model_bytes = (run / "model.keras").read_bytes()
     rows_before = _rows(run / "history.csv")
 
     # Interrupted after its first new epoch: the complete run stays as it was, and the
@@ -123,9 +142,14 @@ def test_a_complete_run_trains_further_from_its_weights_and_optimizer_state(idx_
     with pytest.raises(KeyboardInterrupt):
         train.fit(longer, run, resume=True, verbose=0,
                   callbacks=[start, interrupt_after_epoch(2)])
-    assert start.iterations == 2 * 6  # 55 training images, batches of 10
+    # It started from the complete run's weights (the noise seed among them) and Adam state.
     for restored, saved in zip(start.weights, before.get_weights()):
         np.testing.assert_array_equal(restored, saved)
+    assert len(start.optimizer) == len(before.optimizer.variables)
+    for restored, saved in zip(start.optimizer, before.optimizer.variables):
+        np.testing.assert_array_equal(restored, np.array(saved))  # moments, step count
+    assert int(before.optimizer.iterations.numpy()) == 2 * 6  # 55 training images, batch 10
+    assert (run / "model.keras").read_bytes() == model_bytes
     assert len(_rows(run / "history.csv")) == 2 and (run / "metrics.json").exists()
     assert [int(r["epoch"]) for r in _rows(train.partial_dir(run) / "history.csv")] == [0, 1, 2]
 
@@ -263,3 +287,25 @@ def test_a_resume_cannot_change_the_epochs_below_those_done_or_under_cosine(idx_
                                              "learning-rate schedule.*--epochs 4"):
         train.fit(_config(idx_folder, epochs=6, learning_rate_schedule="cosine"), cosine_run,
                   resume=True, verbose=0)
+
+
+def test_other_workers_restore_what_the_chief_resumes(idx_folder, tmp_path):
+    run, scratch = tmp_path / "run", tmp_path / "worker"
+    longer = _config(idx_folder, epochs=3, learning_rate_schedule="burda")
+    with pytest.raises(train.RunError, match="cannot see the interrupted run"):
+        train._worker_restore_point(longer, run, scratch)
+    train.fit(_config(idx_folder, epochs=2, learning_rate_schedule="burda"), run, verbose=0)
+    # Before the chief has made run.partial: the complete run's own model, as epoch 2.
+    point = train._worker_restore_point(longer, run, scratch)
+    checkpoint = train.EpochCheckpoint(point)
+    assert checkpoint.epochs_done() == 2
+    assert (checkpoint.latest() / "model.keras").read_bytes() == \
+        (run / "model.keras").read_bytes()
+    # The worker makes the chief's checks: options that the chief refuses stop it too.
+    with pytest.raises(train.RunError, match="these differ: epochs, latent_dim"):
+        train._worker_restore_point(_config(idx_folder, epochs=3, latent_dim=3,
+                                            learning_rate_schedule="burda"), run, scratch)
+    # After: the chief's run.partial/backup.
+    train.prepare_run_dir(longer, run, resume=True)
+    assert train._worker_restore_point(longer, run, scratch) == \
+        train.partial_dir(run) / "backup"
