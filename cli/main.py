@@ -49,7 +49,8 @@ def _default_output(config, resume, overwrite):
     -2, -3, ... past the names that already hold a run (the shipped
     saved_models/mnist-bernoulli-mlp is one), so that a new ``kvae fit`` never stops on an
     earlier run; the notice says so, or is None. --resume and --overwrite take the last name
-    in use: the run most recently started there."""
+    in use, the run most recently started there, and the notice names it: either may end by
+    replacing that run."""
     import itertools
 
     from keras_vae.train import partial_dir
@@ -62,8 +63,12 @@ def _default_output(config, resume, overwrite):
         if not (os.path.exists(name) or partial_dir(name).exists()):
             break
         in_use = name
+    if (resume or overwrite) and in_use is None:
+        return base, None
     if resume or overwrite:
-        return in_use or base, None
+        return in_use, (f"--{'resume' if resume else 'overwrite'} without --output: "
+                        f"{'continuing' if resume else 'replacing'} {in_use}, the last run "
+                        f"of this name.")
     if in_use is not None:
         return name, f"{base} holds a run already; this one goes to {name}."
     return name, None

@@ -86,6 +86,8 @@ def test_fit_numbers_its_default_output_past_earlier_runs(idx_folder, tmp_path, 
     # --overwrite (like --resume) means the last name in use, not a new one.
     status, _, err = run_kvae(monkeypatch, capsys, *options, "--overwrite")
     assert status == 0, err
+    assert ("--overwrite without --output: replacing saved_models/custom-bernoulli-mlp-2, the "
+            "last run of this name.") in err
     assert sorted(path.name for path in home.iterdir()) == ["custom-bernoulli-mlp",
                                                             "custom-bernoulli-mlp-2"]
     assert (shipped / "model.keras").read_text() == "shipped"
