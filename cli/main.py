@@ -424,8 +424,7 @@ def _fail(message, status=1):
 
 def main():
     """Entry point: runs the group and turns every expected failure into one line."""
-    from keras_vae.data import DataError
-    from keras_vae.train import RunError, TrainingDiverged, WorkerLost
+    from keras_vae.errors import KerasVAEError
 
     try:
         status = cli.main(standalone_mode=False)
@@ -433,7 +432,7 @@ def main():
         _fail("Aborted.", status=130)
     except click.ClickException as error:
         _fail(error.format_message(), status=error.exit_code)
-    except (DataError, RunError, TrainingDiverged, WorkerLost, ValueError, OSError) as error:
+    except (KerasVAEError, ValueError, OSError) as error:
         if os.environ.get("KVAE_DEBUG"):
             raise
         _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)

@@ -28,8 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 
-class DataError(ValueError):
-    """A data source is missing, malformed or unusable; the message says what and how to fix."""
+from keras_vae.errors import DataError  # noqa: E402,F401 - raised here, owned by errors.py
 
 
 # ----------------------------------------------------------------------- IDX (MNIST format)

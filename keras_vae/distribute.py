@@ -25,12 +25,8 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-
-
-class DistributeError(ValueError):
-    """A strategy cannot be set up as asked; the message says why and what to do."""
+from keras_vae.config import PRECISIONS, STRATEGIES  # noqa: F401 - the vocabulary's owner
+from keras_vae.errors import DistributeError  # noqa: F401
 
 
 def cluster_spec():

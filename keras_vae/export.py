@@ -40,7 +40,7 @@ from keras_vae.files import staged_directory, write_json_atomically
 from keras_vae.layers import BernoulliDecoder, positive_scale
 from keras_vae.priors import StandardNormalPrior
 
-QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")
+from keras_vae.config import QUANTIZATIONS  # noqa: E402
 # Largest allowed |TFLite - Keras| on the same inputs; the int8 variants are only reported
 # (their error is a property of the model's value ranges, measured in nats by the tests and
 # benchmarks/export.py). float16 weights round each weight by up to 2^-11 of itself, and the
@@ -56,8 +56,7 @@ NUM_CHECK_EXAMPLES = 64  # inputs of the parity check; batch 1 is its first row
 NUM_REPRESENTATIVE_EXAMPLES = 200  # calibration inputs of full int8
 
 
-class ExportError(ValueError):
-    """An export cannot be written or failed its checks; the message says why."""
+from keras_vae.errors import ExportError  # noqa: E402,F401
 
 
 def stable_softplus(x):

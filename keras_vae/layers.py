@@ -23,6 +23,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae import networks
+from keras_vae.checks import check_choice
+from keras_vae.config import check_latent_dim  # noqa: F401 - kept importable from here
 
 tfd = tfp.distributions
 
@@ -56,7 +58,7 @@ class _DistributionLayer(keras.layers.Layer):
     def __init__(self, architecture="mlp", hidden_units=None, activation="relu",
                  network=None, **kwargs):
         super().__init__(**kwargs)
-        self.architecture = networks.check_choice(
+        self.architecture = check_choice(
             "architecture", architecture, networks.ARCHITECTURES)
         self.hidden_units = networks.resolve_hidden_units(architecture, hidden_units)
         self.activation = activation
@@ -286,14 +288,6 @@ class NormalDecoder(_ImageDecoder):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "min_scale": self.min_scale}
-
-
-def check_latent_dim(latent_dim):
-    """latent_dim as a positive int, or a ValueError that names the value."""
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) \
-            or latent_dim <= 0:
-        raise ValueError(f"latent_dim must be a positive integer; received {latent_dim!r}.")
-    return int(latent_dim)
 
 
 def check_scale(scale):

@@ -14,17 +14,16 @@ Keras model; ``VAE.call`` returns tensors (reconstruction means) so ``predict`` 
 import random
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_vae import distribute, networks, objectives
-from keras_vae.layers import (BernoulliDecoder, GaussianEncoder, NormalDecoder,
-                              check_latent_dim)
+from keras_vae.checks import check_choice
+from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_kl_weight,  # noqa: F401
+                              check_latent_dim, check_objective)
+from keras_vae.layers import BernoulliDecoder, GaussianEncoder, NormalDecoder
 from keras_vae.priors import StandardNormalPrior
 
 LIKELIHOODS = {"bernoulli": BernoulliDecoder, "normal": NormalDecoder}
-OBJECTIVES = ("elbo", "iwae")
-DEFAULT_LATENT_DIM = 50
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -70,7 +69,7 @@ class VAE(keras.Model):
                  free_bits_groups=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = networks.check_image_shape(input_shape)
-        self.architecture = networks.check_choice(
+        self.architecture = check_choice(
             "architecture", architecture, networks.ARCHITECTURES)
         self.hidden_units = networks.resolve_hidden_units(architecture, hidden_units)
         self.activation = activation
@@ -103,7 +102,7 @@ class VAE(keras.Model):
                                                   free_bits_groups, self.latent_dim)
         self._kl_weight = self.add_weight(
             name="kl_weight", shape=(), trainable=False,
-            initializer=keras.initializers.Constant(_check_kl_weight(kl_weight)))
+            initializer=keras.initializers.Constant(check_kl_weight(kl_weight)))
         # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
         # resumed run continues the same noise stream. "only_first_replica" lets every replica
         # of a MirroredStrategy step increment it once (see _posterior_noise).
@@ -126,6 +125,14 @@ class VAE(keras.Model):
         self.decoder(posterior.mean())
         self.built = True
 
+    @classmethod
+    def from_preset(cls, name):
+        """The trained model shipped under ``name`` (``presets.SHIPPED_MODELS``), e.g.
+        ``kv.VAE.from_preset("mnist-bernoulli-mlp")``, as KerasHub's ``from_preset``."""
+        from keras_vae import presets
+
+        return presets.load_shipped_model(name)
+
     # ----------------------------------------------------------------- the public API
 
     @property
@@ -135,7 +142,7 @@ class VAE(keras.Model):
 
     @kl_weight.setter
     def kl_weight(self, value):
-        self._kl_weight.assign(_check_kl_weight(value))
+        self._kl_weight.assign(check_kl_weight(value))
 
     def encode(self, x, training=None):
         """q(z|x): a ``tfd.Distribution`` with batch shape [batch], event shape [latent_dim]."""
@@ -345,7 +352,7 @@ def _resolve_likelihood(likelihood, decoder):
             return name
     if likelihood is None:
         return "bernoulli"
-    return networks.check_choice("likelihood", likelihood, tuple(LIKELIHOODS))
+    return check_choice("likelihood", likelihood, tuple(LIKELIHOODS))
 
 
 def _resolve_latent_dim(latent_dim, encoder, prior):
@@ -359,28 +366,3 @@ def _resolve_latent_dim(latent_dim, encoder, prior):
     if len(set(values.values())) > 1:
         raise ValueError(f"Inconsistent latent dimensions: {values}; they must agree.")
     return next(iter(values.values()), DEFAULT_LATENT_DIM)
-
-
-def check_objective(objective, iw_samples, free_bits, free_bits_groups, latent_dim):
-    """The training objective's options, checked: (objective, K, lambda, groups)."""
-    objective = networks.check_choice("objective", objective, OBJECTIVES)
-    if isinstance(iw_samples, bool) or not isinstance(iw_samples, (int, np.integer)) \
-            or iw_samples < 1:
-        raise ValueError(f"iw_samples must be a positive integer; received {iw_samples!r}.")
-    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float, np.floating)) \
-            or not np.isfinite(free_bits) or free_bits < 0:
-        raise ValueError(f"free_bits must be a finite number of nats >= 0; received "
-                         f"{free_bits!r}.")
-    if free_bits and objective == "iwae":
-        raise ValueError("free_bits applies to the ELBO's KL term; the IWAE objective has "
-                         "none. Use objective='elbo' with free bits, or free_bits=0.")
-    if free_bits_groups is not None:
-        objectives.check_groups(latent_dim, free_bits_groups)
-    return objective, int(iw_samples), float(free_bits), free_bits_groups
-
-
-def _check_kl_weight(kl_weight):
-    if isinstance(kl_weight, bool) or not isinstance(kl_weight, (int, float, np.floating)) \
-            or not np.isfinite(kl_weight) or kl_weight < 0:
-        raise ValueError(f"kl_weight must be a finite float >= 0; received {kl_weight!r}.")
-    return float(kl_weight)

@@ -15,69 +15,12 @@ import math
 
 import keras
 
-ARCHITECTURES = ("mlp", "conv")
-DEFAULT_HIDDEN_UNITS = {"mlp": (200, 200), "conv": (32, 64)}
-
-
-def check_choice(name, value, choices):
-    """Raises ValueError naming the argument, the value received and the valid values."""
-    if value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"Unknown {name} {value!r}: expected one of {valid}.")
-    return value
-
-
-def resolve_hidden_units(architecture, hidden_units):
-    """The hidden sizes as a tuple of positive ints; ``None`` selects the architecture's default."""
-    check_choice("architecture", architecture, ARCHITECTURES)
-    if hidden_units is None:
-        return DEFAULT_HIDDEN_UNITS[architecture]
-    if isinstance(hidden_units, int):
-        hidden_units = (hidden_units,)
-    hidden_units = tuple(hidden_units)
-    if not hidden_units or any(
-        isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in hidden_units
-    ):
-        raise ValueError(
-            f"hidden_units must be a non-empty sequence of positive integers, "
-            f"for example (200, 200); received {hidden_units!r}."
-        )
-    return hidden_units
-
-
-def check_image_shape(shape, name="input_shape"):
-    """A data shape (no batch axis) as a tuple of positive ints."""
-    try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be a tuple of positive integers such as (28, 28, 1); "
-            f"received {shape!r}."
-        ) from None
-    if not shape or any(d <= 0 for d in shape):
-        raise ValueError(
-            f"{name} must be a non-empty tuple of positive integers such as (28, 28, 1); "
-            f"received {shape!r}."
-        )
-    return shape
-
-
-def check_architecture_accepts(architecture, shape, hidden_units):
-    """Raises ValueError when ``architecture`` cannot take data of ``shape``."""
-    if architecture != "conv":
-        return
-    factor = 2 ** len(hidden_units)
-    if len(shape) != 3:
-        raise ValueError(
-            f"architecture='conv' takes images of shape (height, width, channels); "
-            f"received input_shape={shape}. Use architecture='mlp' for other shapes."
-        )
-    if shape[0] % factor or shape[1] % factor:
-        raise ValueError(
-            f"architecture='conv' with {len(hidden_units)} stride-2 layers needs height and "
-            f"width divisible by {factor}; received input_shape={shape}. Pad the images, "
-            f"use fewer hidden_units, or use architecture='mlp'."
-        )
+# The vocabulary and checks of body options live in config.py; these names stay importable
+# from here for code written against earlier versions.
+from keras_vae.config import (ARCHITECTURES, DEFAULT_HIDDEN_UNITS,  # noqa: E402,F401
+                              check_architecture_accepts, check_image_shape,
+                              resolve_hidden_units)
+from keras_vae.checks import check_choice  # noqa: E402,F401
 
 
 def encoder_body(architecture, input_shape, hidden_units, activation, dtype=None):

@@ -24,6 +24,8 @@ import collections
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae.config import check_groups
+
 tfd = tfp.distributions
 
 ELBOTerms = collections.namedtuple("ELBOTerms", ["loss", "elbo", "reconstruction", "kl"])
@@ -106,13 +108,6 @@ def kl_groups(kl_dimensions, num_groups):
     check_groups(latent_dim, num_groups)
     shape = tf.concat([tf.shape(kl_dimensions)[:-1], [num_groups, latent_dim // num_groups]], 0)
     return tf.reduce_sum(tf.reshape(kl_dimensions, shape), axis=-1)
-
-
-def check_groups(latent_dim, num_groups):
-    if not (isinstance(num_groups, int) and 1 <= num_groups <= latent_dim
-            and latent_dim % num_groups == 0):
-        raise ValueError(f"free_bits_groups must divide latent_dim={latent_dim} into equal "
-                         f"groups; received {num_groups!r}. Use a divisor of {latent_dim}.")
 
 
 def free_bits_kl(group_kl, free_bits, group_means):

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae.layers import check_latent_dim
+from keras_vae.config import check_latent_dim
 
 tfd = tfp.distributions
 

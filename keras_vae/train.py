@@ -12,7 +12,6 @@ training), logs/ (TensorBoard).
 """
 
 import csv
-import dataclasses
 import json
 import math
 import pathlib
@@ -28,26 +27,14 @@ import tensorflow as tf
 from keras_vae import data as data_module
 from keras_vae.files import (replace_atomically, replace_directory, staged_directory,
                              write_json_atomically)
-from keras_vae import distribute, networks, schedules, warmup
-from keras_vae.model import LIKELIHOODS, VAE, check_objective
+from keras_vae import distribute, schedules, warmup
+from keras_vae.config import TrainConfig  # noqa: F401 - train.TrainConfig stays importable
+from keras_vae.errors import RunError, TrainingDiverged, WorkerLost
+from keras_vae.model import VAE
 
 PARTIAL_SUFFIX = ".partial"
 # Options a resumed run may change: where it runs, not what it computes.
 RESUMABLE_CHANGES = ("strategy",)
-LEARNING_RATE_SCHEDULES = ("constant", "cosine", "burda")
-# kvae fit's MLP: wider than kv.VAE's default (200, 200), the Burda et al. model. With the
-# cosine schedule and batch 50 it reaches a test ELBO of -98.44 and -98.36 nats on MNIST in
-# 10 epochs (seeds 0 and 1); at batch 100 -99.72 and -100.00; 200-200 reaches -103.8
-# (benchmarks/RESULTS.md).
-RECIPE_HIDDEN_UNITS = (500, 500)
-
-
-class RunError(ValueError):
-    """A run directory cannot be used as asked; the message says why and what to do."""
-
-
-class WorkerLost(RuntimeError):
-    """Another worker of a multi-worker job stopped; the run is resumable from its last epoch."""
 
 
 def worker_lost(error, run_dir):
@@ -65,78 +52,6 @@ def worker_lost(error, run_dir):
     return WorkerLost(f"A worker of this multi-worker job stopped ({cause}). The last completed "
                       f"epoch is saved in {partial_dir(run_dir)}: start every worker again "
                       f"with the same command plus --resume.")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run keeps the weights of the last good epoch."""
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Every option of a training run; written to config.json."""
-
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    likelihood: str = "bernoulli"
-    architecture: str = "mlp"
-    latent_dim: int = 50
-    hidden_units: tuple | None = None  # None: RECIPE_HIDDEN_UNITS for mlp, (32, 64) for conv
-    activation: str = "relu"
-    epochs: int = 10
-    batch_size: int = 50  # with RECIPE_HIDDEN_UNITS: see the comment there
-    learning_rate: float = 1e-3
-    learning_rate_schedule: str = "cosine"
-    adam_epsilon: float = 1e-7  # Keras' default; Burda et al. used 1e-4
-    kl_weight: float = 1.0
-    objective: str = "elbo"  # or "iwae"
-    iw_samples: int = 1  # K posterior draws per example in training
-    free_bits: float = 0.0  # nats per group; 0: off
-    free_bits_groups: int | None = None  # None: one group per latent dimension
-    kl_warmup: str = "none"  # "linear" or "cyclical" (warmup.py)
-    kl_warmup_length: int = 10  # T, in kl_warmup_unit
-    kl_warmup_unit: str = "epochs"  # or "steps"
-    kl_warmup_ratio: float = 0.5  # rising fraction of a cycle ("cyclical")
-    validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
-    seed: int = 0
-    jit_compile: bool = False
-    steps_per_execution: int = 1  # training steps per tf.function call (less Python per step)
-    strategy: str = "auto"  # distribute.STRATEGIES
-    precision: str = "float32"  # or "mixed_float16", "mixed_bfloat16"
-
-    def __post_init__(self):
-        networks.check_choice("likelihood", self.likelihood, tuple(LIKELIHOODS))
-        networks.check_choice("architecture", self.architecture, networks.ARCHITECTURES)
-        if self.hidden_units is None and self.architecture == "mlp":
-            self.hidden_units = RECIPE_HIDDEN_UNITS
-        self.hidden_units = networks.resolve_hidden_units(self.architecture, self.hidden_units)
-        networks.check_choice("learning_rate_schedule", self.learning_rate_schedule,
-                              LEARNING_RATE_SCHEDULES)
-        networks.check_choice("strategy", self.strategy, distribute.STRATEGIES)
-        networks.check_choice("precision", self.precision, distribute.PRECISIONS)
-        if self.steps_per_execution > 1 and self.kl_warmup != "none" \
-                and self.kl_warmup_unit == "steps":
-            raise ValueError("A KL warm-up by steps sets the weight before every step; use "
-                             "steps_per_execution=1 with it, or kl_warmup_unit='epochs'.")
-        for name in ("epochs", "batch_size", "latent_dim", "steps_per_execution"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer; received {value!r}.")
-        check_objective(self.objective, self.iw_samples, self.free_bits, self.free_bits_groups,
-                        self.latent_dim)
-        warmup.check_warmup(self.kl_warmup, self.kl_warmup_length, self.kl_warmup_unit,
-                            self.kl_warmup_ratio)
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0
-                and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be a positive number; "
-                             f"received {self.learning_rate!r}.")
-
-    def to_json(self):
-        return {**dataclasses.asdict(self), "hidden_units": list(self.hidden_units)}
-
-    @classmethod
-    def from_json(cls, values):
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 def versions():

@@ -13,8 +13,9 @@ optimizer's step count, both restored on resume, so a resumed run continues the 
 
 import keras
 
-SCHEDULES = ("none", "linear", "cyclical")
-UNITS = ("epochs", "steps")
+from keras_vae.config import KL_WARMUP_UNITS as UNITS  # noqa: F401
+from keras_vae.config import KL_WARMUPS as SCHEDULES  # noqa: F401
+from keras_vae.config import check_warmup
 
 
 def linear_warmup(t, length, target=1.0):
@@ -34,21 +35,6 @@ def kl_weight_at(schedule, t, length, target=1.0, ratio=0.5):
     if schedule == "cyclical":
         return cyclical_warmup(t, length, target, ratio)
     return target
-
-
-def check_warmup(schedule, length, unit, ratio):
-    """ValueError naming the problem for a warm-up that cannot run."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"kl_warmup must be one of {', '.join(SCHEDULES)}; received "
-                         f"{schedule!r}.")
-    if unit not in UNITS:
-        raise ValueError(f"kl_warmup_unit must be one of {', '.join(UNITS)}; received {unit!r}.")
-    if schedule != "none" and (isinstance(length, bool) or not isinstance(length, int)
-                               or length < 1):
-        raise ValueError(f"kl_warmup_length must be a positive number of {unit}; received "
-                         f"{length!r}.")
-    if schedule == "cyclical" and not 0 < ratio <= 1:
-        raise ValueError(f"kl_warmup_ratio must lie in (0, 1]; received {ratio!r}.")
 
 
 class KLWarmUp(keras.callbacks.Callback):

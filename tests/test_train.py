@@ -198,12 +198,14 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_fol
 @pytest.mark.parametrize("field, value, message", [
     ("epochs", 0, "epochs must be a positive integer; received 0"),
     ("batch_size", -5, "batch_size must be a positive integer; received -5"),
-    ("learning_rate", 0.0, "learning_rate must be a positive number"),
+    ("learning_rate", 0.0, "learning_rate must be a positive finite number"),
+    ("adam_epsilon", float("inf"), "adam_epsilon must be a positive finite number; received inf"),
+    ("adam_epsilon", float("nan"), "adam_epsilon must be a positive finite number; received nan"),
     ("likelihood", "laplace", "Unknown likelihood 'laplace'"),
     ("learning_rate_schedule", "step", "Unknown learning_rate_schedule 'step'"),
     ("iw_samples", 0, "iw_samples must be a positive integer"),
-    ("kl_warmup", "tanh", "kl_warmup must be one of"),
-    ("free_bits", -1.0, "free_bits must be a finite number of nats >= 0"),
+    ("kl_warmup", "tanh", "Unknown kl_warmup 'tanh': expected one of"),
+    ("free_bits", -1.0, "free_bits must be a non-negative finite number"),
     ("steps_per_execution", 0, "steps_per_execution must be a positive integer"),
 ])
 def test_config_rejects_bad_values(field, value, message, idx_folder):

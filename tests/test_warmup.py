@@ -21,9 +21,9 @@ def test_cyclical_schedule_repeats_rise_and_plateau():
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (("sigmoid", 3, "epochs", 0.5), "kl_warmup must be one of"),
+    (("sigmoid", 3, "epochs", 0.5), "Unknown kl_warmup .sigmoid.: expected one of"),
     (("linear", 0, "epochs", 0.5), "kl_warmup_length must be a positive"),
-    (("linear", 3, "minutes", 0.5), "kl_warmup_unit must be one of"),
+    (("linear", 3, "minutes", 0.5), "Unknown kl_warmup_unit .minutes.: expected one of"),
     (("cyclical", 3, "steps", 0.0), "kl_warmup_ratio must lie in"),
 ])
 def test_bad_warmup_options_name_the_problem(arguments, message):

@@ -1,0 +1,99 @@
+"""Named recipes (presets), as KerasHub keeps them: one place that says what a recipe is.
+
+A preset is a set of ``TrainConfig`` options with a description and the figures it is known
+to reach. ``kvae fit --preset NAME`` starts from it (options given on the command line win);
+``train_config(NAME, **overrides)`` does the same from Python; ``benchmarks/`` and the
+shipped models' build scripts use these names instead of restating the options.
+
+A shipped model is a trained run in the repository's ``saved_models/`` folder, made from a
+preset; ``VAE.from_preset(NAME)`` (``load_shipped_model``) loads it.
+
+Pure Python: no TensorFlow import until a model is loaded.
+"""
+
+import dataclasses
+import pathlib
+
+from keras_vae.checks import check_choice
+from keras_vae.config import TrainConfig
+from keras_vae.errors import RunError
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named recipe: ``options`` are TrainConfig fields; the rest documents it."""
+
+    name: str
+    description: str
+    options: dict
+    reference: str = ""
+
+
+def burda_epochs(stages):
+    """Epochs of Burda et al.'s stages 0..stages-1, stage i lasting 3^i epochs:
+    sum 3^i = (3^stages - 1) / 2 (5 stages: 121 epochs; the paper's 8: 3,280)."""
+    return (3 ** stages - 1) // 2
+
+
+PRESETS = {preset.name: preset for preset in (
+    Preset(
+        name="kvae-mnist",
+        description="kvae fit's defaults: 784-500-500-(2x50) ReLU MLPs, batch 50, Adam 1e-3 "
+                    "decayed to 0 along half a cosine; 10 epochs reach a test ELBO of about "
+                    "-98.4 nats on MNIST in about 30 minutes on 2 CPU cores.",
+        options={},
+        reference="benchmarks/RESULTS.md"),
+    Preset(
+        name="burda-mnist",
+        description="The one-stochastic-layer VAE of Burda et al. (2016): 784-200-200-50 tanh "
+                    "MLPs, dynamically binarised MNIST (all 60,000 training images), batch 20, "
+                    "Adam (epsilon 1e-4) with stage i of 3^i epochs at 1e-3 * 10^(-i/7), "
+                    "stages 0..4 (121 epochs). Test log p(x) at K=5000: -90.10 nats here; "
+                    "-86.76 in the paper after 3,280 epochs.",
+        options=dict(dataset="mnist", likelihood="bernoulli", architecture="mlp",
+                     latent_dim=50, hidden_units=(200, 200), activation="tanh",
+                     epochs=burda_epochs(5), batch_size=20, learning_rate=1e-3,
+                     learning_rate_schedule="burda", adam_epsilon=1e-4,
+                     validation_fraction=0.0,
+                     # 100 Adam steps per tf.function call: at batch 20 Python's per-step
+                     # overhead is otherwise most of the time (benchmarks/RESULTS.md).
+                     steps_per_execution=100),
+        reference="Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
+                  "2016, table 1"),
+)}
+
+
+def get(name):
+    """The Preset called ``name``; ConfigError listing the valid names otherwise."""
+    return PRESETS[check_choice("preset", name, tuple(PRESETS))]
+
+
+def train_config(name, **overrides):
+    """The TrainConfig of preset ``name`` with ``overrides`` (TrainConfig fields) applied."""
+    return TrainConfig(**{**get(name).options, **overrides})
+
+
+# ------------------------------------------------------------------ shipped models
+
+# Where the repository keeps its shipped models: saved_models/ beside the package.
+SHIPPED_MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / "saved_models"
+# name -> the preset it was trained with
+SHIPPED_MODELS = {"mnist-bernoulli-mlp": "burda-mnist"}
+
+
+def shipped_model_dir(name):
+    """The folder of shipped model ``name``; RunError when this installation lacks it (the
+    models live in the repository, not in a wheel)."""
+    check_choice("shipped model", name, tuple(SHIPPED_MODELS))
+    folder = SHIPPED_MODELS_DIR / name
+    if not (folder / "model.keras").exists():
+        raise RunError(f"The shipped model {name} is not in {SHIPPED_MODELS_DIR}: it comes "
+                       f"with a clone of the repository (pip install -e .), not with a wheel.")
+    return folder
+
+
+def load_shipped_model(name):
+    """The trained ``VAE`` of shipped model ``name`` (``VAE.from_preset``)."""
+    from keras_vae import runs
+
+    return runs.load_run(shipped_model_dir(name)).model
