@@ -44,48 +44,6 @@ def _parse_hidden_units(context, parameter, value):
     return units
 
 
-def _default_output(config, resume, overwrite):
-    """(run directory, notice): saved_models/<dataset>-<likelihood>-<architecture>, numbered
-    -2, -3, ... past the names that already hold a run (the shipped
-    saved_models/mnist-bernoulli-mlp is one), so that a new ``kvae fit`` never stops on an
-    earlier run; the notice says so, or is None. --resume and --overwrite take the last name
-    in use, the run most recently started there, and the notice names it: either may end by
-    replacing that run."""
-    import itertools
-
-    from keras_vae.train import partial_dir
-
-    base = os.path.join("saved_models", f"{config.dataset}-{config.likelihood}-"
-                                        f"{config.architecture}")
-    in_use = None
-    for number in itertools.count(1):
-        name = base if number == 1 else f"{base}-{number}"
-        if not (os.path.exists(name) or partial_dir(name).exists()):
-            break
-        in_use = name
-    if (resume or overwrite) and in_use is None:
-        return base, None
-    if resume or overwrite:
-        return in_use, (f"--{'resume' if resume else 'overwrite'} without --output: "
-                        f"{'continuing' if resume else 'replacing'} {in_use}, the last run "
-                        f"of this name.")
-    if in_use is not None:
-        return name, f"{base} holds a run already; this one goes to {name}."
-    return name, None
-
-
-def _say_when_training_starts(notice):
-    """A callback that prints ``notice`` to stderr as training starts: after every check of the
-    options, so that an error stays the only line."""
-    import keras
-
-    class Notice(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            click.echo(notice, err=True)
-
-    return [Notice()] if notice else []
-
-
 @cli.command(epilog=_examples(
     "kvae fit --dataset mnist",
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
@@ -155,31 +113,41 @@ def _say_when_training_starts(notice):
               help="Mixed precision for GPUs; log_prob, KL and log-sum-exp stay in float32.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", type=click.Path(), default=None,
-              help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>,"
+              help="Run directory [default: runs/<dataset>-<likelihood>-<architecture>,"
                    " numbered -2, -3, ... when that name holds a run].")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in --output, or train a complete one further "
                    "when --epochs is larger than the epochs it trained.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
-def fit(output, resume, overwrite, **options):
+@click.option("--replace-protected", is_flag=True,
+              help="Allow --overwrite or --resume of a protected (shipped) model folder.")
+def fit(output, resume, overwrite, replace_protected, **options):
     """Train a VAE and write its run directory."""
     from keras_vae import train
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other; choose one.")
     config = train.TrainConfig(**options)
+    from keras_vae import runs
+
     notice = None
     if output is None:
-        output, notice = _default_output(config, resume, overwrite)
+        output, notice = runs.default_output(config, resume=resume, overwrite=overwrite)
+    import keras
+
+    from keras_vae import lifecycle
+
+    # The notice comes as training starts: after every check, so an error stays the only line.
+    started = [keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: click.echo(notice, err=True))] if notice else []
     try:
         metrics = train.fit(config, output, resume=resume, overwrite=overwrite,
-                            callbacks=_say_when_training_starts(notice))
+                            replace_protected=replace_protected, callbacks=started)
     except KeyboardInterrupt:
-        _fail(f"Interrupted. The last completed epoch is saved in "
-              f"{train.partial_dir(output)}; continue with the same command plus --resume "
-              f"--output {output}.", status=130)
+        if sys.stdout.isatty():
+            click.echo()  # the message starts on a line of its own, not after a progress bar
+        _fail(lifecycle.interrupted_message(output), status=130)
     click.echo(_summary(f"Trained {output}", metrics))
-
 
 
 _run_argument = click.argument("run", type=click.Path())
