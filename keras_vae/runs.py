@@ -51,7 +51,7 @@ PER_EXAMPLE = "per_example.csv"
 BACKUP = "backup"
 LOGS = "logs"
 EXPORT = "export"
-TEST_EXAMPLES = "test_examples.npz"  # test images shipped inside a run (save_test_examples)
+TEST_EXAMPLES = "test_examples.npz"  # test images that travel with a run (save_test_examples)
 EVALUATION_PROGRESS = "evaluation.partial.npz"  # an interrupted K-sample estimate
 LAST_GOOD = "last_good.keras"  # in RUN.partial after a NaN loss: the last good epoch
 PROTECTED = "PROTECTED"
@@ -119,9 +119,10 @@ def check_not_protected(path, action="replace", replace_protected=False):
     folder = protected_folder(path)
     if folder is None or replace_protected:
         return
-    where = str(path) if folder == pathlib.Path(path).absolute() else f"{path} (inside {folder})"
-    raise RunError(f"{where} is a protected model folder (it holds {folder / PROTECTED}): kvae "
-                   f"does not {action} it by default. Choose another --output, or pass "
+    where = (f"{path} is" if folder == pathlib.Path(path).absolute()
+             else f"{path} is inside {folder},")
+    raise RunError(f"{where} a protected model folder (it holds {PROTECTED}): kvae does not "
+                   f"{action} it by default. Choose another --output, or pass "
                    f"--replace-protected to {action} it anyway.")
 
 

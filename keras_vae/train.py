@@ -202,5 +202,6 @@ def _train(strategy, config, splits, working, run_dir, restore_from, verbose, ca
             f"the learning rate and start again.")
     model.save(working / runs.MODEL)
     metrics, _ = runs.test_metrics(model, splits)
-    # Scalars only (not kl_per_dimension): the summary figures of kvae evaluate.
-    return {name: value for name, value in metrics.items() if not isinstance(value, list)}
+    # The figures of the summary; per-dimension KL and active units: kvae evaluate.
+    return {name: value for name, value in metrics.items()
+            if name not in ("kl_per_dimension", "active_units")}

@@ -3,6 +3,7 @@ further, the lock, and what may be replaced (never a file, a user's folder or a 
 model)."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -171,3 +172,94 @@ def test_other_workers_restore_what_the_chief_resumes(idx_folder, tmp_path):
     lifecycle.prepare_run_dir(longer, run, resume=True)
     assert lifecycle.worker_restore_point(longer, run, scratch) == \
         runs.partial_dir(run) / "backup"
+
+
+# ---------------------------------------------------------------- what may be replaced
+
+
+def _listing(folder):
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run_and_deletes_nothing(idx_folder,
+                                                                         tmp_path):
+    mine = tmp_path / "thesis"
+    (mine / "chapter").mkdir(parents=True)
+    (mine / "chapter" / "draft.tex").write_text("months of work")
+    before = _listing(tmp_path)
+    for options in (dict(overwrite=True), dict(resume=True), {}):
+        with pytest.raises(RunError, match="thesis exists and is not a run .*replaces only "
+                                           "runs"):
+            train.fit(_config(idx_folder), mine, verbose=0, **options)
+    assert _listing(tmp_path) == before
+    assert (mine / "chapter" / "draft.tex").read_text() == "months of work"
+
+
+def test_overwrite_refuses_a_file_before_renaming_or_training_anything(idx_folder, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    before = _listing(tmp_path)
+    with pytest.raises(RunError, match="notes.txt is a file, not a run folder"):
+        train.fit(_config(idx_folder), target, overwrite=True, verbose=0)
+    assert _listing(tmp_path) == before and target.read_text() == "keep me"
+
+
+def test_overwrite_deletes_a_partial_folder_only_when_it_is_an_interrupted_run(idx_folder,
+                                                                              tmp_path):
+    run = tmp_path / "run"
+    partial = runs.partial_dir(run)
+    partial.mkdir()
+    (partial / "photo.jpg").write_bytes(b"a user's file under our naming")
+    with pytest.raises(RunError, match="run.partial is not an interrupted run .*does not "
+                                       "delete it"):
+        train.fit(_config(idx_folder), run, overwrite=True, verbose=0)
+    assert (partial / "photo.jpg").read_bytes() == b"a user's file under our naming"
+    (partial / "photo.jpg").unlink()  # an empty one, left by a run killed at its start, goes
+    train.fit(_config(idx_folder, epochs=1), run, overwrite=True, verbose=0)
+    assert runs.is_run(run) and not partial.exists()
+
+
+def test_a_protected_run_is_replaced_or_resumed_only_when_asked(idx_folder, tmp_path):
+    run = tmp_path / "shipped"
+    burda = dict(learning_rate_schedule="burda")
+    train.fit(_config(idx_folder, epochs=1, **burda), run, verbose=0)
+    runs.publish(run)
+    model_bytes = (run / runs.MODEL).read_bytes()
+    for options in (dict(overwrite=True), dict(resume=True)):
+        with pytest.raises(RunError, match="shipped is a protected model folder .*pass "
+                                           "--replace-protected"):
+            train.fit(_config(idx_folder, epochs=2, **burda), run, verbose=0, **options)
+    assert (run / runs.MODEL).read_bytes() == model_bytes
+    assert not runs.partial_dir(run).exists()
+    # Asked explicitly: the new run replaces it, and is an ordinary run (no marker).
+    train.fit(_config(idx_folder, epochs=2, **burda), run, resume=True, verbose=0,
+              replace_protected=True)
+    assert lifecycle.epochs_trained(run) == 2 and runs.protected_folder(run) is None
+
+
+# ---------------------------------------------------------------- one writer at a time
+
+
+def test_a_second_fit_on_a_run_in_use_refuses_at_once_and_changes_nothing(idx_folder,
+                                                                         tmp_path):
+    run = tmp_path / "run"
+    train.fit(_config(idx_folder, epochs=1), run, verbose=0)
+    model_bytes = (run / runs.MODEL).read_bytes()
+    with lifecycle.locked(run):  # another kvae fit is writing it
+        for options in (dict(overwrite=True), dict(resume=True, epochs=2)):
+            epochs = options.pop("epochs", 1)
+            with pytest.raises(RunError, match=f"run is being written by another kvae fit "
+                                               f"\\(process {os.getpid()}\\); wait"):
+                train.fit(_config(idx_folder, epochs=epochs, learning_rate_schedule="burda"),
+                          run, verbose=0, **options)
+        assert not runs.partial_dir(run).exists()
+        assert (run / runs.MODEL).read_bytes() == model_bytes
+    assert not runs.lock_path(run).exists()  # released and removed
+    train.fit(_config(idx_folder, epochs=1), run, overwrite=True, verbose=0)
+
+
+def test_the_lock_makes_no_folder_it_leaves_behind(tmp_path):
+    run = tmp_path / "new" / "deeper" / "run"
+    with lifecycle.locked(run):
+        assert runs.lock_path(run).exists()
+    assert not (tmp_path / "new").exists()
