@@ -26,8 +26,9 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 SHIPPED = REPOSITORY / "saved_models" / "mnist-bernoulli-mlp"
 BUILD_SCRIPT = REPOSITORY / "saved_models" / "build_mnist_bernoulli_mlp.sh"
 FILES = ["MODEL_CARD.md", runs.PROTECTED, "config.json", "history.csv", "metrics.json",
-         "model.keras", "per_example.csv", "test_examples.npz", "export/saved_model/saved_model.pb",
-         "export/tflite/decoder.tflite", "export/tflite/encoder.tflite",
+         "model.keras", "per_example.csv", "test_examples.npz",
+         "export/saved_model/saved_model.pb", "export/tflite/decoder.tflite",
+         "export/tflite/encoder.tflite",
          "export/tflite/metadata.json", "export/tflite-float16/decoder.tflite",
          "export/tflite-float16/metadata.json"]
 README = (REPOSITORY / "README.md").read_text()
