@@ -158,3 +158,19 @@ def test_only_runs_py_spells_the_run_folders_file_names():
         for path in (root / folder).rglob("*.py")
         if path.name != "runs.py" and pattern.search(path.read_text()))
     assert [path for path in offenders if path not in _PENDING] == []
+
+
+@pytest.mark.integration
+def test_reading_and_evaluating_a_run_never_imports_the_trainer(idx_folder, tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    train.fit(tiny_train_config(idx_folder, epochs=1), run, verbose=0)
+    code = ("import sys\nfrom keras_vae import runs\n"
+            f"runs.evaluate_run(runs.load_run({str(run)!r}))\n"
+            "assert 'keras_vae.train' not in sys.modules, 'runs imported the trainer'\n"
+            "assert 'keras_vae.lifecycle' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
