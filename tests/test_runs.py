@@ -143,6 +143,20 @@ def test_a_published_run_carries_no_machine_path_and_refuses_replacement(
     assert json.loads((run / runs.METRICS).read_text())["seed"] == 3
 
 
+def test_an_older_config_json_with_a_relative_data_dir_stays_readable(idx_folder, tmp_path,
+                                                                      monkeypatch):
+    run = tmp_path / "run"
+    train.fit(tiny_train_config(idx_folder, epochs=1), run, verbose=0)
+    record = json.loads((run / runs.CONFIG).read_text())
+    record["train"]["data_dir"] = "idx"  # as given, by the versions before this one
+    del record["train"]["precision"]  # an option added since: takes its default
+    (run / runs.CONFIG).write_text(json.dumps(record))
+    monkeypatch.chdir(tmp_path)  # where that run was made
+    loaded = runs.load_run(run)
+    assert loaded.config.data_dir == "idx" and loaded.config.precision == "float32"
+    assert runs.evaluate_run(loaded)[1] == 20
+
+
 # Files that still spell a run's file names and must ask runs.py instead (their owners
 # switch them; then this set is emptied).
 _PENDING = {"cli/main.py"}
