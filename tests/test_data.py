@@ -315,3 +315,46 @@ def test_binarize_matches_a_threshold_on_uniform_draws():
     seed = tf.constant([1, 2], tf.int64)
     uniform = tf.random.stateless_uniform([1, 4], seed=seed).numpy()
     np.testing.assert_array_equal(data.binarize(images, seed), (uniform < images).numpy())
+
+
+# ---------------------------------------------------------------- data meet a model
+
+
+@pytest.fixture(scope="module")
+def six_by_six_run(tmp_path_factory):
+    """A run trained (one epoch) on 6x6 images."""
+    from keras_vae import train
+    from tests.helpers import tiny_train_config
+
+    folder = tmp_path_factory.mktemp("idx6")
+    write_idx_folder(folder, size=6)
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train.fit(tiny_train_config(folder, epochs=1), run, verbose=0)
+    return run
+
+
+@pytest.mark.parametrize("command", ["evaluate", "reconstruct", "interpolate", "latent-plot"])
+def test_data_of_another_shape_than_the_model_is_one_line(six_by_six_run, tmp_path, command,
+                                                          monkeypatch, capsys):
+    # Before: "Graph execution error", "in user code:" or a Keras call trace.
+    from tests.test_cli import assert_one_line_error, run_kvae
+
+    small = tmp_path / "small.npz"
+    np.savez(small, x_train=np.zeros((4, 4, 4), np.uint8), x_test=np.zeros((3, 4, 4), np.uint8))
+    status, _, err = run_kvae(monkeypatch, capsys, command, six_by_six_run, "--data-dir", small,
+                              *([] if command == "evaluate" else ["--out", tmp_path / "x.png"]))
+    assert_one_line_error(status, err, f"The data in {small} are 4x4x1 but the model takes "
+                                       f"6x6x1; pass --data-dir")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_fit_on_data_the_architecture_cannot_take_makes_no_folder(tmp_path):
+    from keras_vae import train
+    from tests.helpers import tiny_train_config
+
+    write_idx_folder(tmp_path, size=6)  # conv with two stride-2 layers needs multiples of 4
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"needs height and width divisible by 4; received "
+                                         r"input_shape=\(6, 6, 1\)"):
+        train.fit(tiny_train_config(tmp_path, architecture="conv", hidden_units=(4, 4)), run)
+    assert not run.exists() and not train.partial_dir(run).exists()
