@@ -241,9 +241,10 @@ def evaluate_run(run, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE, da
     progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where it
     stopped when run again with the same K and seed. Returns (metrics, number of examples).
     """
-    from keras_vae import evaluation
+    from keras_vae import data, evaluation
 
     splits = load_splits(run.data_config(dataset, data_dir))
+    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
     progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
     metrics, per_example = test_metrics(run.model, splits, iw_samples=iw_samples, seed=seed,
                                         batch_size=batch_size, progress_file=progress)

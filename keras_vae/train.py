@@ -20,6 +20,7 @@ from keras_vae import distribute, lifecycle, runs, schedules, warmup
 from keras_vae.callbacks import EpochCheckpoint, HistoryWriter, StopOnNonFiniteLoss
 # Importable from here as before: train.TrainConfig, train.RunError, train.partial_dir, ...
 from keras_vae.config import TrainConfig  # noqa: F401
+from keras_vae.config import check_architecture_accepts, resolve_hidden_units
 from keras_vae.errors import RunError, TrainingDiverged, WorkerLost  # noqa: F401
 from keras_vae.files import replace_directory, write_json_atomically
 from keras_vae.model import VAE
@@ -130,7 +131,10 @@ def _load_data(config):
     # Before the pipelines: their op seeds combine with the global seed, so a fit must not
     # depend on whether an earlier fit in this process had set it.
     keras.utils.set_random_seed(config.seed)
-    return runs.load_splits(config)
+    splits = runs.load_splits(config)
+    check_architecture_accepts(config.architecture, splits.image_shape, resolve_hidden_units(
+        config.architecture, config.hidden_units))  # before any folder is made
+    return splits
 
 
 def _fit_as_worker(strategy, config, run_dir, resume, verbose, callbacks):
