@@ -27,8 +27,6 @@ from keras_vae.model import VAE
 from keras_vae.runs import load_splits, partial_dir  # noqa: F401
 from keras_vae.versions import library_versions
 
-versions = library_versions  # train.versions: export.py's import until it asks versions.py
-
 
 def worker_lost(error, run_dir):
     """The WorkerLost to raise for ``error``, a tf.errors.OpError from a collective that

@@ -31,7 +31,8 @@ from keras_vae.export.tflite import (check_tflite, convert, export_tflite,  # no
 from keras_vae.layers import stable_softplus  # noqa: F401
 
 
-def export_run(path, format, quantize="none", output=None, overwrite=False):
+def export_run(path, format, quantize="none", output=None, overwrite=False,
+               replace_protected=False):
     """``kvae export``: loads RUN, exports it, returns (directory, report)."""
     from keras_vae.runs import load_run
 
@@ -42,5 +43,7 @@ def export_run(path, format, quantize="none", output=None, overwrite=False):
     run = load_run(path)
     directory = pathlib.Path(output) if output else default_directory(run, format, quantize)
     if format == "saved_model":
-        return directory, export_saved_model(run.model, directory, overwrite)
-    return directory, export_tflite(run.model, directory, quantize, overwrite)
+        return directory, export_saved_model(run.model, directory, overwrite,
+                                             replace_protected)
+    return directory, export_tflite(run.model, directory, quantize, overwrite,
+                                    replace_protected)

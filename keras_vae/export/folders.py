@@ -9,7 +9,7 @@ import pathlib
 
 from keras_vae.errors import ExportError
 
-EXPORT_FOLDER = "export"  # inside a run directory
+from keras_vae.runs import EXPORT as EXPORT_FOLDER  # noqa: E402 - the run folder's owner
 SAVED_MODEL_FOLDER = "saved_model"
 TFLITE_FOLDER = "tflite"  # "tflite-<quantize>" for a quantised export
 METADATA_FILE = "metadata.json"  # beside the .tflite files

@@ -51,7 +51,7 @@ def tensor_tables(model, part, runner):
 def tflite_metadata(model, quantize, files):
     """Everything an app needs, in JSON: an app draws z ~ N(0, I) with ``latent_dim`` numbers,
     runs decoder.tflite, and shows ``mean`` as an image of ``image_shape``."""
-    from keras_vae.train import versions  # the one place the export reads library versions
+    from keras_vae.versions import library_versions
 
     preparation = model.decoder.data_preparation
     return {
@@ -71,5 +71,5 @@ def tflite_metadata(model, quantize, files):
         "parity_tolerance": PARITY_TOLERANCE.get(quantize),
         "num_parameters": model.encoder.count_params() + model.decoder.count_params(),
         "files": files,
-        "versions": versions(),
+        "versions": library_versions(),
     }

@@ -58,13 +58,14 @@ def write_saved_model(model, directory, endpoints):
     archive.write_out(str(directory), verbose=False)
 
 
-def export_saved_model(model, directory, overwrite=False):
+def export_saved_model(model, directory, overwrite=False, replace_protected=False):
     """Writes the SavedModel of ``model`` to ``directory`` (atomically) after checking that
-    its signatures match the Keras model; returns the check's report."""
+    its signatures match the Keras model; returns the check's report. An export inside a
+    protected (shipped) run is replaced only with ``replace_protected`` (``runs.PROTECTED``)."""
     inputs = check_inputs(model)
     check_replaceable(directory)
     tolerance = PARITY_TOLERANCE["saved_model"]
-    with staged_directory(directory, overwrite) as staging:
+    with staged_directory(directory, overwrite, replace_protected) as staging:
         write_saved_model(model, staging, saved_model_endpoints(model))
         loaded = tf.saved_model.load(str(staging))
         report = {}

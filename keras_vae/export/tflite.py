@@ -132,9 +132,11 @@ def _first_line(error):
 # ------------------------------------------------------------------ entry point
 
 
-def export_tflite(model, directory, quantize="none", overwrite=False):
+def export_tflite(model, directory, quantize="none", overwrite=False,
+                  replace_protected=False):
     """Writes decoder.tflite, encoder.tflite and metadata.json to ``directory`` (atomically)
-    after checking them; returns the metadata."""
+    after checking them; returns the metadata. An export inside a protected (shipped) run is
+    replaced only with ``replace_protected`` (``runs.PROTECTED``)."""
     if quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize must be one of {', '.join(QUANTIZATIONS)}; received "
                           f"{quantize!r}.")
@@ -147,7 +149,7 @@ def export_tflite(model, directory, quantize="none", overwrite=False):
     calibration = (check_inputs(model, NUM_REPRESENTATIVE_EXAMPLES, seed=1)
                    if quantize == "int8" else None)
     files = {}
-    with staged_directory(directory, overwrite) as staging, \
+    with staged_directory(directory, overwrite, replace_protected) as staging, \
             tempfile.TemporaryDirectory() as scratch:
         saved_model = pathlib.Path(scratch) / "saved_model"
         endpoints = tflite_endpoints(model)
