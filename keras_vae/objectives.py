@@ -70,7 +70,7 @@ def reparameterized_sample(posterior, noise):
 
     Taking the standard Normal ``noise`` from outside, rather than calling
     ``posterior.sample()``, lets the model give every example of a global batch its own
-    noise however the batch is split across replicas (see ``VAE._posterior_noise``).
+    noise however the batch is split across replicas (see ``ELBOModel._posterior_noise``).
     Gradients flow to loc and scale (the reparameterisation trick).
     """
     normal = posterior.distribution if isinstance(posterior, tfd.Independent) else posterior
