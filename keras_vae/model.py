@@ -1,8 +1,8 @@
 """The variational autoencoder: one layer of Gaussian latents, trained by ``ELBOModel``.
 
 ``VAE`` implements the model protocol (``protocol.LatentVariableModel``: encode, decode,
-prior_distribution, sample, log_importance_weights, elbo_terms, latent_diagnostics,
-image_shape, latent_sizes), through which evaluation, pictures and the CLI use it.
+prior_distribution, sample, reconstruct, log_importance_weights, elbo_terms,
+latent_diagnostics, image_shape, latent_sizes), through which evaluation, pictures and the CLI use it.
 Per example the model minimises (``objectives.negative_elbo``)
 
     loss(x) = -log p(x|z) + kl_weight * KL(q(z|x) || p(z)),   z = loc + scale * eps,

@@ -8,6 +8,8 @@ inference model q(z|x), implements
     decode(z)             -> p(x|z), a ``tfd.Distribution`` over x, event shape image_shape
     prior_distribution()  -> p(z), a ``tfd.Distribution`` over z (no batch dimensions)
     sample(num, seed)     -> E[x|z] for num draws z ~ p(z): a tensor [num, *image_shape]
+    reconstruct(x)        -> E[x|z] at the posterior mean of z (for a hierarchy, at the mean
+                             of each layer given the means above): a tensor shaped like x
     log_importance_weights(x, num_samples, seed)
                           -> log w_k = log p(x, z_k) - log q(z_k|x),  z_k ~ q(z|x),
                              a float32 tensor [K, batch] in nats, k = 0 .. K-1
@@ -43,10 +45,11 @@ stateless seed: draw k comes from the stateless seed [a, b + k] alone. So K draw
 equal k1 draws at [a, b] followed by K - k1 draws at [a, b + k1]: the evaluation takes K = 5000
 draws in chunks of any size with memory independent of K and the same result, and the same
 seed always gives the same figures. ``elbo_terms(x)`` without a seed draws from the model's
-own noise stream (training); with a seed it is reproducible and leaves the stream untouched.
+own noise stream (training); ``elbo_terms(x, seed)`` draws all its noise from that one
+stateless seed, reproducibly, and leaves the stream untouched (evaluation).
 
 Which path uses what:
-- Training (``VAE.train_step``) minimises ``elbo_terms(x).loss``: for the ELBO objective the
+- Training (``ELBOModel.train_step``) minimises ``elbo_terms(x).loss``: for the ELBO objective the
   reconstruction -log p(x|z) at reparameterised draws plus kl_weight * KL(q(z|x) || p(z)),
   with the KL analytic wherever TFP registers it for (q, p) (a lower-variance estimate of the
   same expectation) and log q(z|x) - log p(z) at the same draws otherwise; for the IWAE
@@ -56,8 +59,8 @@ Which path uses what:
 - ``evaluation.log_likelihood`` uses only ``log_importance_weights``; ``evaluation.evaluate``
   adds ``elbo_terms(x, seed)`` (the reported ELBO, rate and distortion, analytic KL as in
   training) and ``latent_diagnostics`` (KL per dimension and active units, per layer).
-- Pictures and the CLI use ``encode``, ``decode`` and ``sample``; export is written for the
-  one-layer ``VAE`` (its networks and heads) and is not part of this protocol.
+- Pictures and the CLI use ``encode``, ``decode``, ``sample`` and ``reconstruct``; export is
+  written for the one-layer ``VAE`` (its networks and heads) and is not part of this protocol.
 
 This module has no TensorFlow import: checking a model against the protocol
 (``isinstance(model, LatentVariableModel)``, which checks the names only) costs nothing.
@@ -101,6 +104,9 @@ class LatentVariableModel(Protocol):
     def sample(self, num_samples, seed=None):
         """Means of p(x|z) for ``num_samples`` draws z ~ p(z) [num, *image_shape]; the same
         integer seed gives the same images."""
+
+    def reconstruct(self, x):
+        """Means of p(x|z) at the posterior mean of z: a tensor shaped like x."""
 
     def log_importance_weights(self, x, num_samples, seed):
         """log p(x, z_k) - log q(z_k|x) for z_k ~ q(z|x), k < num_samples: float32

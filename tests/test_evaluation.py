@@ -55,6 +55,9 @@ class LinearGaussian:
         z = self.prior_distribution().sample(num_samples, seed=[seed or 0, 0])
         return self.decode(z).mean()
 
+    def reconstruct(self, x):
+        return self.decode(self.encode(x).mean()).mean()
+
     def log_importance_weights(self, x, num_samples, seed):
         """log p(x|z_k) + log p(z_k) - log q(z_k|x) [K, batch], z_k from q with seed [a, b+k]."""
         seed = tf.cast(seed, tf.int64)
