@@ -39,7 +39,7 @@ def check_inputs(model, num_examples=NUM_CHECK_EXAMPLES, seed=0):
     Returns {"z": [num_examples, latent_dim], "x": [num_examples, *image_shape]} float32
     numpy arrays, the same for the same seed.
     """
-    z = model.prior.distribution().sample(num_examples, seed=tf.constant([seed, 1], tf.int32))
+    z = model.prior_distribution().sample(num_examples, seed=tf.constant([seed, 1], tf.int32))
     x = model.decoder.draw_data(decoder_outputs(model, z)["mean"], [seed, 2])
     return {"z": z.numpy(), "x": x.numpy()}
 

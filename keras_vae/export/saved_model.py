@@ -36,7 +36,7 @@ def saved_model_endpoints(model):
 
     def sample(num, seed):
         # The same draw as VAE.sample(num, seed): z ~ p(z) from the stateless seed [seed, 0].
-        z = model.prior.distribution().sample(num, seed=tf.stack([seed, 0]))
+        z = model.prior_distribution().sample(num, seed=tf.stack([seed, 0]))
         return {"x": decoder_outputs(model, z)["mean"]}
 
     spec = input_specs(model)
