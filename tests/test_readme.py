@@ -27,8 +27,10 @@ DOCUMENTS = ["README.md"] + sorted(f"docs/{page.name}" for page in
                                    (REPOSITORY / "docs").glob("*.md"))
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
-# A command that trains, evaluates or exports takes minutes: it and every command after it on
-# its page (which may read what it wrote) carry the integration marker.
+# Each command or snippet starts TensorFlow (10 to 30 s on 2 busy cores). The README's quick
+# start and its snippet run in every test run; a command that trains, evaluates or exports
+# takes minutes: it and every command after it on its page (which may read what it wrote)
+# carry the integration marker, as do the snippets of the docs/ pages.
 SLOW_COMMANDS = ("kvae fit", "kvae evaluate", "kvae export")
 
 
@@ -141,7 +143,8 @@ def command_cases():
 
 
 def snippet_cases():
-    return [pytest.param(document, index, id=f"{document}:python{index}")
+    return [pytest.param(document, index, id=f"{document}:python{index}",
+                         marks=[] if document == "README.md" else [pytest.mark.integration])
             for document in DOCUMENTS
             for index, _ in enumerate(fences(document, ("python",)))]
 
