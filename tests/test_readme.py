@@ -1,13 +1,14 @@
 """The README and the pages of docs/ hold as written.
 
-Every ```bash command of README.md and docs/*.md runs, in the order written, in a fresh
-`git clone` of this repository with a `shared` folder beside it (a link to the real
-../shared, so that ../shared/data/mnist resolves as on this machine), through the `kvae` of
-the interpreter that runs the tests. Every ```python snippet runs on its own in a fresh
+Every ```bash command of README.md, then of the pages docs/*.md (in name order; a page may use
+the run the README's `kvae fit` made), runs in the order written, in one fresh `git clone` of
+this repository with a `shared` folder beside it (a link to the real ../shared, so that
+../shared/data/mnist resolves as on this machine), through the `kvae` of the interpreter that
+runs the tests. Every ```python snippet runs on its own in a fresh
 process from the clone's root. The commands are read from the markdown, so a command added to
 a page is tested without touching this file; PLAN below says which ones are shortened, how,
 and which are skipped, and why. A command fails its test when it exits non-zero, prints a
-traceback, or does not write the file (--out) or folder (--output) it names. After a page's
+traceback, or does not write the file (--out) or folder (--output) it names. After all the
 commands the clone must be as clean as `git status` sees it: outputs go where .gitignore
 expects them and nothing tracked (the shipped model) changes.
 """
@@ -29,8 +30,8 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 # Each command or snippet starts TensorFlow (10 to 30 s on 2 busy cores). The README's quick
 # start and its snippet run in every test run; a command that trains, evaluates or exports
-# takes minutes: it and every command after it on its page (which may read what it wrote)
-# carry the integration marker, as do the snippets of the docs/ pages.
+# takes minutes: it and every command after it (which may read what it wrote) carry the
+# integration marker, as do the snippets of the docs/ pages.
 SLOW_COMMANDS = ("kvae fit", "kvae evaluate", "kvae export")
 
 
@@ -61,17 +62,14 @@ PLAN = {
     "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --seed 0 --output "
     "runs/mnist-burda": Plan(skip="121 epochs, about 6 hours; tests/test_shipped_model.py "
                                   "trains its first epoch"),
-    f"kvae fit {MNIST} --epochs 10": shortened("--epochs 10", "--epochs 1",
-                                               xfail=RUNS_DEFAULT),
+    f"kvae fit {MNIST} --epochs 10": shortened("--epochs 10", "--epochs 1"),
     "kvae fit --dataset mnist": Plan(skip="downloads MNIST; this machine is offline"),
     "kvae evaluate runs/mnist-bernoulli-mlp": Plan(xfail=RUNS_DEFAULT),
     "kvae reconstruct runs/mnist-bernoulli-mlp --num 16 --out pictures/reconstruct.png":
         Plan(xfail=RUNS_DEFAULT),
     # docs/evaluation.md
-    f"kvae fit {MNIST} --epochs 10 --output runs/evaluated": shortened("--epochs 10",
-                                                                       "--epochs 1"),
-    "kvae evaluate runs/evaluated --iw-samples 5000": shortened("--iw-samples 5000",
-                                                               "--iw-samples 20"),
+    "kvae evaluate runs/mnist-bernoulli-mlp --iw-samples 5000": shortened(
+        "--iw-samples 5000", "--iw-samples 5", xfail=RUNS_DEFAULT),
     # docs/scale-out.md
     "kvae fit --dataset mnist --strategy mirrored --batch-size 400 --precision mixed_float16":
         Plan(skip="needs several GPUs and the network"),
@@ -127,18 +125,20 @@ def commands_of(document):
             for command in shell_commands(block)]
 
 
+def all_commands():
+    """(document, command) for every command of every page, in the order they run."""
+    return [(document, command) for document in DOCUMENTS for command in commands_of(document)]
+
+
 def command_cases():
-    cases = []
-    for document in DOCUMENTS:
-        slow = False
-        for index, command in enumerate(commands_of(document)):
-            plan = PLAN.get(command, Plan())
-            slow = slow or command.startswith(SLOW_COMMANDS)
-            marks = [pytest.mark.integration] if slow else []
-            if plan.xfail:
-                marks.append(pytest.mark.xfail(reason=plan.xfail, strict=False))
-            cases.append(pytest.param(document, index, id=f"{document}:{index}:{command[:60]}",
-                                      marks=marks))
+    cases, slow = [], False
+    for index, (document, command) in enumerate(all_commands()):
+        plan = PLAN.get(command, Plan())
+        slow = slow or command.startswith(SLOW_COMMANDS)
+        marks = [pytest.mark.integration] if slow else []
+        if plan.xfail:
+            marks.append(pytest.mark.xfail(reason=plan.xfail, strict=False))
+        cases.append(pytest.param(index, id=f"{index}:{document}:{command[:60]}", marks=marks))
     return cases
 
 
@@ -173,12 +173,13 @@ def run(command, cwd):
                           capture_output=True, text=True)
 
 
-class Page:
-    """A page's commands run in order in its own clone; ``run_through(i)`` runs those before
-    command i that have not run yet (so that a test selected alone finds what they wrote)."""
+class Reader:
+    """A reader pasting every command in order into one clone; ``run_through(i)`` runs those
+    before command i that have not run yet (so that a test selected alone finds what they
+    wrote)."""
 
-    def __init__(self, document, parent):
-        self.commands = commands_of(document)
+    def __init__(self, parent):
+        self.commands = [command for _, command in all_commands()]
         self.clone = fresh_clone(parent)
         self.done = 0
 
@@ -199,15 +200,8 @@ class Page:
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory):
-    cache = {}
-
-    def page(document):
-        if document not in cache:
-            cache[document] = Page(document, tmp_path_factory.mktemp("clone"))
-        return cache[document]
-
-    return page
+def reader(tmp_path_factory):
+    return Reader(tmp_path_factory.mktemp("clone"))
 
 
 def test_every_code_block_is_shell_or_python():
@@ -220,7 +214,7 @@ def test_every_code_block_is_shell_or_python():
 
 
 def test_every_planned_command_is_still_in_the_docs():
-    written = {command for document in DOCUMENTS for command in commands_of(document)}
+    written = {command for _, command in all_commands()}
     stale = [command for command in PLAN if command not in written]
     assert not stale, f"PLAN lists commands no page holds any more: {stale}"
     for command, plan in PLAN.items():
@@ -234,38 +228,33 @@ def test_the_readme_test_command_is_the_one_ci_runs():
     assert ci_commands == [c for c in commands_of("README.md") if c.startswith("python -m pytest")]
 
 
-@pytest.mark.parametrize("document, index", command_cases())
-def test_command_works_as_written(pages, document, index):
-    page = pages(document)
-    command = page.commands[index]
+@pytest.mark.parametrize("index", command_cases())
+def test_command_works_as_written(reader, index):
+    command = reader.commands[index]
     plan = PLAN.get(command, Plan())
     if plan.skip:
-        page.run_through(index)
+        reader.run_through(index)
         pytest.skip(plan.skip)
-    result = page.run_through(index)
+    result = reader.run_through(index)
     assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     arguments = shlex.split(command)
     for option in ("--out", "--output"):
         if option in arguments:
-            written = page.clone / arguments[arguments.index(option) + 1]
+            written = reader.clone / arguments[arguments.index(option) + 1]
             assert written.exists(), f"{command} did not write {written}"
     if "--out" in arguments:
         assert arguments[arguments.index("--out") + 1].endswith(".png")
-        assert (page.clone / arguments[arguments.index("--out") + 1]).stat().st_size > 1000
+        assert (reader.clone / arguments[arguments.index("--out") + 1]).stat().st_size > 1000
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("document", [
-    pytest.param(document, marks=[pytest.mark.xfail(reason=RUNS_DEFAULT, strict=False)]
-                 if document == "README.md" else []) for document in DOCUMENTS])
-def test_the_commands_leave_nothing_for_git_to_see(pages, document):
+@pytest.mark.xfail(reason=RUNS_DEFAULT, strict=False)
+def test_the_commands_leave_nothing_for_git_to_see(reader):
     """Every output lands in a folder .gitignore ignores (runs/, pictures/, exports/), and no
     tracked file (the shipped model) is changed."""
-    page = pages(document)
-    if page.commands:
-        page.run_through(len(page.commands) - 1)
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=page.clone,
+    reader.run_through(len(reader.commands) - 1)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=reader.clone,
                             capture_output=True, text=True, check=True).stdout
     assert status == "", status
 
