@@ -65,6 +65,11 @@ def main():
 
     run = runs.load_run(options.run)
     model = run.model
+    if model.likelihood != "bernoulli":
+        # The quality column is a Bernoulli NLL of the exported means; the .tflite decoder
+        # of another likelihood exports its mean only, not the rest of its distribution.
+        parser.error(f"{options.run} uses likelihood {model.likelihood!r}; the NLL change "
+                     f"this benchmark reports needs a Bernoulli run.")
     x = test_images(run, options.data_dir)
     z = {batch: np.random.default_rng(batch).standard_normal(
         (batch, model.latent_dim)).astype("float32") for batch in (1, 64)}

@@ -202,7 +202,7 @@ def _test_data(run, dataset, data_dir):
     run that ships test_examples.npz uses those unless --dataset or --data-dir is given."""
     import numpy as np
 
-    from keras_vae import runs, train
+    from keras_vae import data, runs, train
 
     if dataset is None and data_dir is None and run.directory is not None:
         shipped = runs.load_test_examples(run.directory)
@@ -212,6 +212,7 @@ def _test_data(run, dataset, data_dir):
                        err=True)
             return shipped
     splits = train.load_splits(run.data_config(dataset, data_dir))
+    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
     images = np.concatenate([np.asarray(batch) for batch in splits.test])
     return images, splits.test_labels
 

@@ -23,7 +23,12 @@ from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_kl_weight,  
 from keras_vae.layers import BernoulliDecoder, GaussianEncoder, NormalDecoder
 from keras_vae.priors import StandardNormalPrior
 
-LIKELIHOODS = {"bernoulli": BernoulliDecoder, "normal": NormalDecoder}
+from keras_vae import likelihoods  # noqa: E402
+from keras_vae.layers import ImageDecoder  # noqa: E402
+
+# name -> decoder head class of every registered likelihood (likelihoods.py), imported when a
+# model asks for it, so that heads a user registers work here as the built-in ones do.
+LIKELIHOODS = likelihoods.HEADS
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -280,8 +285,9 @@ class VAE(keras.Model):
     def _checked_data(self, x):
         """x as float32, with its shape checked now and its values checked when run.
 
-        Bernoulli data must lie in [0, 1] and every input must be finite: otherwise
-        log_prob returns garbage or NaN instead of failing.
+        The values get the checks the likelihood head asks for (``data_checks``: finite for
+        every head, in [0, 1] for Bernoulli): otherwise log_prob returns garbage or NaN
+        instead of failing.
         """
         x = tf.convert_to_tensor(x)
         if not x.shape[1:].is_compatible_with(self.image_shape):
@@ -291,17 +297,7 @@ class VAE(keras.Model):
                 f"input_shape={tuple(x.shape[1:])}."
             )
         x = tf.cast(x, tf.float32)
-        # One tf.debugging.Assert per check: the assert_* helpers build several conds each,
-        # and graph construction is the slow part of a short fit.
-        checks = [tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(x)),
-            ["The VAE received NaN or inf in its input data; clean the data first."])]
-        if self.likelihood == "bernoulli":
-            checks.append(tf.debugging.Assert(
-                tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0),
-                ["likelihood='bernoulli' needs data in [0, 1]; scale images to [0, 1] "
-                 "(divide uint8 pixels by 255) or use likelihood='normal'."]))
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies(self.decoder.data_checks(x)):
             return tf.identity(x)
 
     # ----------------------------------------------------------------- serialisation
@@ -342,17 +338,24 @@ def _features_of(data):
 
 
 def _resolve_likelihood(likelihood, decoder):
-    for name, layer_class in LIKELIHOODS.items():
-        if isinstance(decoder, layer_class):
-            if likelihood not in (None, name):
-                raise ValueError(
-                    f"likelihood={likelihood!r} conflicts with the decoder, a "
-                    f"{type(decoder).__name__}; drop likelihood or pass a matching decoder."
-                )
-            return name
+    """The registered name of the likelihood: the decoder head's own when one is given (it
+    must agree with ``likelihood``), else ``likelihood``, else ``likelihoods.DEFAULT``."""
+    name = likelihoods.name_of(decoder) if isinstance(decoder, ImageDecoder) else None
+    if name is not None:
+        if likelihood not in (None, name):
+            raise ValueError(
+                f"likelihood={likelihood!r} conflicts with the decoder, a "
+                f"{type(decoder).__name__}; drop likelihood or pass a matching decoder."
+            )
+        return name
+    if isinstance(decoder, ImageDecoder):
+        raise ValueError(
+            f"The decoder, a {type(decoder).__name__}, is a likelihood head that is not "
+            f"registered; register it first: keras_vae.likelihoods.register(NAME, "
+            f"{type(decoder).__name__}).")
     if likelihood is None:
-        return "bernoulli"
-    return check_choice("likelihood", likelihood, tuple(LIKELIHOODS))
+        return likelihoods.DEFAULT
+    return likelihoods.get(likelihood).name
 
 
 def _resolve_latent_dim(latent_dim, encoder, prior):

@@ -86,9 +86,10 @@ def evaluate_run(run, iw_samples=0, seed=0, batch_size=100, dataset=None, data_d
     its progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where
     it stopped when run again with the same K and seed. Returns (metrics, examples).
     """
-    from keras_vae import evaluation, train
+    from keras_vae import data, evaluation, train
 
     splits = train.load_splits(run.data_config(dataset, data_dir))
+    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
     images = splits.test.unbatch().batch(batch_size)
     progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
     metrics, per_example = evaluation.evaluate(run.model, images, iw_samples=iw_samples,

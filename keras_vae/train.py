@@ -29,6 +29,7 @@ from keras_vae.files import (replace_atomically, replace_directory, staged_direc
                              write_json_atomically)
 from keras_vae import distribute, schedules, warmup
 from keras_vae.config import TrainConfig  # noqa: F401 - train.TrainConfig stays importable
+from keras_vae.config import check_architecture_accepts, resolve_hidden_units
 from keras_vae.errors import RunError, TrainingDiverged, WorkerLost
 from keras_vae.model import VAE
 
@@ -400,6 +401,8 @@ def _fit_under(strategy, config, run_dir, resume, overwrite, verbose, callbacks)
     # depend on whether an earlier fit in this process had set it.
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config)
+    check_architecture_accepts(config.architecture, splits.image_shape, resolve_hidden_units(
+        config.architecture, config.hidden_units))  # before any folder is made
     chief = distribute.is_chief(strategy)
     if chief:
         working = prepare_run_dir(config, run_dir, resume=resume, overwrite=overwrite)
