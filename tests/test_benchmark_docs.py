@@ -1,6 +1,7 @@
-"""The README's summary of the Burda et al. benchmark against its source, benchmarks/RESULTS.md.
+"""The summary of the Burda et al. benchmark in docs/evaluation.md against its source,
+benchmarks/RESULTS.md.
 
-The figures are written in both files; this keeps the README from drifting when a row of
+The figures are written in both files; this keeps the docs from drifting when a row of
 RESULTS.md is re-measured. Only text is read: no TensorFlow, no data.
 """
 
@@ -8,17 +9,17 @@ import pathlib
 import re
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
-README = (REPOSITORY / "README.md").read_text()
+SUMMARY = (REPOSITORY / "docs" / "evaluation.md").read_text()
 RESULTS = (REPOSITORY / "benchmarks" / "RESULTS.md").read_text()
-# README row: | VAE | -95.19 | -90.10 | -86.76 |  or  | IWAE, k = 5 | ... |
-README_ROW = re.compile(r"^\| (VAE|IWAE, k = (\d+)) \| (-\d+\.\d\d) \| (-\d+\.\d\d) \| "
+# summary row: | VAE | -95.19 | -90.10 | -86.76 |  or  | IWAE, k = 5 | ... |
+SUMMARY_ROW = re.compile(r"^\| (VAE|IWAE, k = (\d+)) \| (-\d+\.\d\d) \| (-\d+\.\d\d) \| "
                         r"(-\d+\.\d\d) \|$", re.MULTILINE)
 
 
-def readme_rows():
-    """(model, k, test ELBO, test log p(x), paper) for each row of the README's table."""
+def summary_rows():
+    """(model, k, test ELBO, test log p(x), paper) for each row of the summary's table."""
     rows = []
-    for name, k, elbo, log_px, paper in README_ROW.findall(README):
+    for name, k, elbo, log_px, paper in SUMMARY_ROW.findall(SUMMARY):
         model, k = ("VAE", 1) if name == "VAE" else ("IWAE", int(k))
         rows.append((model, k, elbo, log_px, paper))
     return rows
@@ -33,11 +34,11 @@ def results_row(model, k):
     return found[0]
 
 
-def test_the_readme_lists_the_vae_and_both_iwae_rows():
-    assert sorted((model, k) for model, k, *_ in readme_rows()) == [
+def test_the_summary_lists_the_vae_and_both_iwae_rows():
+    assert sorted((model, k) for model, k, *_ in summary_rows()) == [
         ("IWAE", 5), ("IWAE", 50), ("VAE", 1)]
 
 
-def test_the_readme_figures_equal_the_121_epoch_rows_of_results():
-    for model, k, elbo, log_px, paper in readme_rows():
+def test_the_summary_figures_equal_the_121_epoch_rows_of_results():
+    for model, k, elbo, log_px, paper in summary_rows():
         assert (elbo, log_px, paper) == results_row(model, k), (model, k)
