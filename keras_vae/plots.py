@@ -1,7 +1,8 @@
-"""Pictures of a model: sample grids, reconstructions, interpolations, latent scatter plots.
+"""Pixel drawing: arrays to PIL images (image grids, scatter plots), and PNG files.
 
 Pure functions from arrays to PIL images (Pillow only, no plotting library), saved as PNG by
-``save_png``, which writes to a temporary file and renames it into place.
+``save_png``, which creates missing folders and writes to a temporary file renamed into
+place. What a figure shows (which images, which latent points) is ``figures.py``'s.
 """
 
 import math
@@ -37,19 +38,6 @@ def image_grid(images, num_columns=None, padding=2, scale=2):
     pixels = (canvas * 255).round().astype(np.uint8)
     picture = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-
-
-def interpolation_points(start, end, num_steps):
-    """``num_steps`` evenly spaced points from ``start`` to ``end`` (both included)."""
-    weights = np.linspace(0.0, 1.0, num_steps)[:, None]
-    return (1 - weights) * np.asarray(start)[None] + weights * np.asarray(end)[None]
-
-
-def principal_components(points, num_components=2):
-    """Projection of points [N, D] on their first principal components [N, num_components]."""
-    centred = points - points.mean(axis=0)
-    _, _, directions = np.linalg.svd(centred, full_matrices=False)
-    return centred @ directions[:num_components].T
 
 
 def latent_scatter(points, labels=None, size=600, margin=30, radius=2):

@@ -60,7 +60,7 @@ def _config_of(arguments):
     """The training options ``kvae fit ARGUMENTS`` would run with, minus where the data are."""
     context = cli.commands["fit"].make_context("fit", arguments)
     options = {name: value for name, value in context.params.items()
-               if name not in ("output", "resume", "overwrite")}
+               if name not in ("preset", "output", "resume", "overwrite")}
     values = train.TrainConfig(**options).to_json()
     values.pop("data_dir")  # where MNIST was, not how the model was made
     return values
