@@ -346,9 +346,9 @@ def latent_plot(run, num, out, dataset, data_dir):
     "kvae export saved_models/mnist-bernoulli-mlp --format tflite --quantize float16",
     "kvae export model.keras --format tflite --output deploy/ --overwrite"))
 @_run_argument
-@click.option("--format", "export_format", type=click.Choice(["saved_model", "tflite"]),
+@click.option("--format", "export_format", type=click.Choice(options.EXPORT_FORMATS),
               default="saved_model", show_default=True)
-@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic-int8", "int8"]),
+@click.option("--quantize", type=click.Choice(options.QUANTIZATIONS),
               default="none", show_default=True,
               help="TFLite weights: float32, float16 (half size), int8 weights, or full int8.")
 @click.option("--output", type=click.Path(file_okay=False), default=None,

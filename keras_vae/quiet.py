@@ -73,12 +73,12 @@ def held_stderr():
                 os.write(2, b"".join(kept))
 
 
-def silence_tensorflow_start_up():
+def silence_tensorflow_start_up(module_name="tensorflow"):
     """Holds back the chatter of the first ``import tensorflow`` in this process, and of the
     device probe right after it. Nothing happens when TensorFlow is imported already or when
-    KVAE_DEBUG is set."""
-    if enabled() and "tensorflow" not in sys.modules:
-        import_hooks.wrap_execution("tensorflow", _start_quietly)
+    KVAE_DEBUG is set. (``module_name``: for tests, a stand-in that prints like TensorFlow.)"""
+    if enabled() and module_name not in sys.modules:
+        import_hooks.wrap_execution(module_name, _start_quietly)
 
 
 def _start_quietly(execute, tensorflow):
