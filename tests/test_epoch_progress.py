@@ -75,14 +75,47 @@ def _fit_command(folder):
             "--batch-size", "2", "--epochs", "4", "--output", str(folder / "run")]
 
 
-def _wait_for_first_epoch(process, folder, timeout=300):
-    history = folder / "run.partial" / "history.csv"
-    deadline = time.monotonic() + timeout
-    while not (history.exists() and len(history.read_text().splitlines()) >= 2):
-        assert process.poll() is None, "kvae ended before it could be interrupted"
-        assert time.monotonic() < deadline, "kvae did not complete an epoch in time"
-        time.sleep(0.1)
-    time.sleep(0.5)  # into the next epoch: on a terminal the bar is then mid-line
+def _interrupt_when(command, seen, use_terminal):
+    """Runs ``command`` with stdout and stderr on one pipe (a log) or one pseudo-terminal,
+    presses Ctrl-C once ``seen(output so far)`` holds; returns (exit status, output)."""
+    if use_terminal:
+        reading, writing = pty.openpty()
+    else:
+        reading, writing = os.pipe()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=writing,
+                               stderr=writing, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(writing)
+    chunks = []
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(reading, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    def output():
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not seen(output()):
+            assert process.poll() is None, f"kvae ended before the interrupt: {output()}"
+            assert time.monotonic() < deadline, "kvae did not get that far in time"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        reader.join(timeout=30)
+        os.close(reading)
+    return process.returncode, output()
 
 
 def _message_line(output):
@@ -93,53 +126,19 @@ def _message_line(output):
 
 @pytest.mark.integration
 def test_interrupt_message_starts_a_line_in_a_log(tmp_path):
-    process = subprocess.Popen(_fit_command(tmp_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        _wait_for_first_epoch(process, tmp_path)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, output
+    status, output = _interrupt_when(_fit_command(tmp_path), lambda text: "Epoch 1/4:" in text,
+                                     use_terminal=False)
+    assert status == 130, output
     assert _message_line(output) == "", output[-2000:]
     assert EPOCH_LINE.match(output.splitlines()[0]), output[:500]
 
 
 @pytest.mark.integration
 def test_interrupt_message_starts_a_line_on_a_terminal(tmp_path):
-    """On a terminal Keras' bar is mid-line when Ctrl-C comes; the message must not be
-    appended to it."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(_fit_command(tmp_path), stdin=subprocess.DEVNULL,
-                               stdout=terminal, stderr=terminal, close_fds=True)
-    os.close(terminal)
-    chunks = []
-
-    def read():
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        _wait_for_first_epoch(process, tmp_path)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        reader.join(timeout=30)
-        os.close(controller)
-    output = b"".join(chunks).decode("utf-8", "replace")
-    assert process.returncode == 130, output[-2000:]
-    assert "step" in output  # Keras' bar was drawn: this was a terminal
+    """On a terminal Keras' bar is mid-line when Ctrl-C comes (once the bar of epoch 2 is
+    drawn); the message must not be appended to it."""
+    status, output = _interrupt_when(
+        _fit_command(tmp_path), lambda text: "step" in text.partition("Epoch 2/4")[2],
+        use_terminal=True)
+    assert status == 130, output[-2000:]
     assert _message_line(output) == "", repr(output[-600:])
