@@ -5,12 +5,14 @@ Pure functions from arrays to PIL images (Pillow only, no plotting library), sav
 place. What a figure shows (which images, which latent points) is ``figures.py``'s.
 """
 
+import io
 import math
 import pathlib
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_vae.errors import ConfigError
 from keras_vae.files import replace_atomically
 
 # Ten colours that stay distinct for the ten classes of MNIST-like data (Tableau 10).
@@ -62,8 +64,20 @@ def latent_scatter(points, labels=None, size=600, margin=30, radius=2):
 
 
 def save_png(picture, path):
-    """Saves a PIL image as PNG at ``path`` through a temporary file renamed into place."""
+    """Saves a PIL image as PNG at ``path``, creating missing folders: encoded in memory
+    first, then written to a temporary file beside ``path`` and renamed into place, so that
+    ``path`` is the old file or the new one, never half of one. ConfigError when ``path``
+    cannot be written."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, lambda f: picture.save(f, format="PNG"), mode="wb")
+    encoded = io.BytesIO()
+    picture.save(encoded, format="PNG")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda file: file.write(encoded.getvalue()), mode="wb")
+    except FileExistsError as error:  # a file where a folder should be
+        raise ConfigError(f"Cannot write {path}: {error.filename} is a file, not a folder; "
+                          f"choose another path (--out).") from None
+    except OSError as error:
+        raise ConfigError(f"Cannot write {path}: {error.strerror or error}; choose another "
+                          f"path (--out).") from None
     return path
