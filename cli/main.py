@@ -442,7 +442,18 @@ def main():
     except click.ClickException as error:
         _fail(error.format_message(), status=error.exit_code)
     except (KerasVAEError, ValueError, OSError) as error:
-        if os.environ.get("KVAE_DEBUG"):
+        if quiet.debugging():
             raise
-        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        _fail(_first_line(error))
+    except Exception as error:  # noqa: BLE001 - a failure no check foresaw: still one line
+        if quiet.debugging():
+            raise
+        _fail(f"{_first_line(error)} ({type(error).__name__}; KVAE_DEBUG=1 shows the "
+              f"traceback).")
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _first_line(error):
+    """The first non-blank line of an exception's message, or its type's name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -41,9 +41,15 @@ CHATTER = tuple(re.compile(pattern) for pattern in (
 ))
 
 
+def debugging():
+    """True when KVAE_DEBUG is set (to anything but empty or 0): show every line TensorFlow
+    prints, and tracebacks instead of one-line errors."""
+    return os.environ.get("KVAE_DEBUG", "") not in ("", "0")
+
+
 def enabled():
-    """False when KVAE_DEBUG is set (to anything but empty or 0): show everything."""
-    return os.environ.get("KVAE_DEBUG", "") in ("", "0")
+    """Whether the chatter is held back: unless ``debugging()``."""
+    return not debugging()
 
 
 def is_chatter(line):

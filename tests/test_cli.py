@@ -335,3 +335,19 @@ def test_out_that_cannot_be_written_is_one_line(monkeypatch, capsys, tmp_path):
     assert (tmp_path / "file").read_text() == "not a folder"
     status, _, err = run_kvae(monkeypatch, capsys, "sample", SHIPPED, "--out", tmp_path)
     assert_one_line_error(status, err, "is a directory")
+
+
+def test_an_unforeseen_failure_is_still_one_line(monkeypatch, capsys):
+    from keras_vae import figures
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("\nGraph execution error:\n\nDetected at node ...")
+
+    monkeypatch.setattr(figures, "write_samples", fail)
+    status, _, err = run_kvae(monkeypatch, capsys, "sample", "run")
+    assert_one_line_error(status, err, r"^Error: Graph execution error: \(RuntimeError; "
+                                       r"KVAE_DEBUG=1 shows the traceback\)\.$")
+    monkeypatch.setenv("KVAE_DEBUG", "1")
+    monkeypatch.setattr(sys, "argv", ["kvae", "sample", "run"])
+    with pytest.raises(RuntimeError, match="Graph execution error"):
+        main()
