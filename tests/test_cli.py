@@ -269,12 +269,13 @@ def test_summary_claims_standard_errors_only_when_it_has_them():
 
 def _resolved_config(*arguments):
     """The TrainConfig ``kvae fit ARGUMENTS`` would train with (parsed, not run)."""
-    from keras_vae.cli.main import _train_config, cli
+    from keras_vae.cli.fit_options import train_config
+    from keras_vae.cli.main import cli
 
     context = cli.commands["fit"].make_context("fit", list(arguments))
     values = {name: value for name, value in context.params.items()
               if name not in ("preset", "output", "resume", "overwrite")}
-    return _train_config(context, context.params["preset"], values)
+    return train_config(context, context.params["preset"], values)
 
 
 def test_preset_options_then_the_options_given_win():
