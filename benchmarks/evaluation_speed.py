@@ -19,19 +19,22 @@ import numpy as np
 import tensorflow_probability as tfp
 
 import keras_vae as kv
-from keras_vae import evaluation
+from keras_vae import evaluation, objectives
 
 tfd = tfp.distributions
 
 
 class WithTFPBernoulli:
-    """The same model, with p(x|z) rebuilt as TFP's own Bernoulli on the same logits."""
+    """The same model, with p(x|z) rebuilt as TFP's own Bernoulli on the same logits; it
+    gives the evaluation the protocol's ``log_importance_weights``."""
 
     def __init__(self, model):
-        self.model, self.prior = model, model.prior
+        self.model = model
 
-    def encode(self, x):
-        return self.model.encode(x)
+    def log_importance_weights(self, x, num_samples, seed):
+        return objectives.single_layer_log_weights(
+            x, self.model.encode(x), self.decode, self.model.prior_distribution(), num_samples,
+            seed)
 
     def decode(self, z):
         likelihood = self.model.decode(z)

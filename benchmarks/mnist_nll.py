@@ -1,9 +1,10 @@
 """MNIST test log-likelihood by the protocol of Burda et al. 2016 (one stochastic layer).
 
-The model is theirs: 784-200-200-50 tanh MLPs, Bernoulli likelihood, dynamically binarised
-MNIST (all 60,000 training images), batch 20, Adam (beta1 0.9, beta2 0.999, epsilon 1e-4)
-with stage i = 0, 1, ... of 3^i epochs at 1e-3 * 10^(-i/7). Test log-likelihood: the
-importance-weighted estimate with K = 5000 on the 10,000 t10k images (fixed binarisation).
+The recipe is the preset ``burda-mnist`` (keras_vae/presets.py: their 784-200-200-50 tanh
+MLPs, dynamically binarised MNIST, batch 20, Adam with epsilon 1e-4, stage i of 3^i epochs at
+1e-3 * 10^(-i/7)); this script chooses the number of stages, the objective and its K. Test
+log-likelihood: the importance-weighted estimate with K = 5000 on the 10,000 t10k images
+(fixed binarisation).
 
     python benchmarks/mnist_nll.py --data-dir ../shared/data/mnist --stages 5 \\
         --objective elbo --iw-samples 1 --output /tmp/burda/vae-k1
@@ -11,9 +12,9 @@ importance-weighted estimate with K = 5000 on the 10,000 t10k images (fixed bina
 ``--stages 5`` runs stages 0..4 (121 epochs); the paper runs 8 (3,280 epochs) and reports
 test log-likelihood -86.76 (VAE, k=1), -85.54 (IWAE, k=5) and -84.78 (IWAE, k=50) nats.
 The run is a ``kvae fit`` run directory, and the same command continues it after an
-interruption; given more ``--stages``, it trains a complete run further. The evaluation is ``kvae evaluate OUTPUT --iw-samples K`` (metrics.json). The
-script prints one Markdown table row with the figures and the time taken, and writes them to
-OUTPUT/benchmark.json.
+interruption; given more ``--stages``, it trains a complete run further. The evaluation is
+``kvae evaluate OUTPUT --iw-samples K`` (metrics.json). The script prints one Markdown table
+row with the figures and the time taken, and writes them to OUTPUT/benchmark.json.
 """
 
 import argparse
@@ -23,22 +24,17 @@ import platform
 import os
 import time
 
-from keras_vae import runs, train
+from keras_vae import lifecycle, presets, runs, train
+from keras_vae.files import write_json_atomically
 
 PAPER = {("elbo", 1): -86.76, ("iwae", 5): -85.54, ("iwae", 50): -84.78}
 
 
 def burda_config(data_dir, stages, objective, iw_samples, seed):
-    """The TrainConfig of the protocol, trained for stages 0..stages-1."""
-    return train.TrainConfig(
-        dataset="mnist", data_dir=data_dir, likelihood="bernoulli", architecture="mlp",
-        latent_dim=50, hidden_units=(200, 200), activation="tanh",
-        epochs=(3**stages - 1) // 2, batch_size=20, learning_rate=1e-3,
-        learning_rate_schedule="burda", adam_epsilon=1e-4, objective=objective,
-        iw_samples=iw_samples, validation_fraction=0.0, seed=seed,
-        # 100 Adam steps per tf.function call: at batch 20 Python's per-step overhead is
-        # otherwise most of the time (45.6 vs 20.8 ms per step, benchmarks/RESULTS.md).
-        steps_per_execution=100)
+    """The preset burda-mnist, trained for stages 0..stages-1 with ``objective``."""
+    return presets.train_config("burda-mnist", data_dir=data_dir,
+                                epochs=presets.burda_epochs(stages), objective=objective,
+                                iw_samples=iw_samples, seed=seed)
 
 
 def main():
@@ -59,15 +55,15 @@ def main():
                           args.seed)
     output = pathlib.Path(args.output)
     start = time.perf_counter()
-    complete = (output / "model.keras").exists()
-    if complete and train.epochs_trained(output) > config.epochs:
-        parser.error(f"{output} has trained {train.epochs_trained(output)} epochs, more than "
+    complete = runs.is_run(output)
+    if complete and lifecycle.epochs_trained(output) > config.epochs:
+        parser.error(f"{output} has trained {lifecycle.epochs_trained(output)} epochs, more than "
                      f"--stages {args.stages} gives ({config.epochs}); pass its own --stages "
                      f"or another --output.")
-    if not complete or train.epochs_trained(output) < config.epochs:
+    if not complete or lifecycle.epochs_trained(output) < config.epochs:
         # Continue an interrupted run whenever there is one, and train a complete run of
         # fewer stages further: the benchmark takes hours.
-        resume = args.resume or complete or train.partial_dir(output).exists()
+        resume = args.resume or complete or runs.partial_dir(output).exists()
         train.fit(config, output, resume=resume, verbose=2)
     train_seconds = time.perf_counter() - start
 
@@ -87,7 +83,7 @@ def main():
         "train_seconds_this_call": train_seconds, "evaluate_seconds": evaluate_seconds,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
-    train.write_json_atomically(output / "benchmark.json", result)
+    write_json_atomically(output / "benchmark.json", result)
     name = "VAE" if args.objective == "elbo" else "IWAE"
     paper = result["paper_log_likelihood"]
     print("| model | k | stages (epochs) | test ELBO | test log p(x), K=%d | paper | active "

@@ -35,46 +35,6 @@ def cli():
     """
 
 
-def _default_output(config, resume, overwrite):
-    """(run directory, notice): saved_models/<dataset>-<likelihood>-<architecture>, numbered
-    -2, -3, ... past the names that already hold a run (the shipped
-    saved_models/mnist-bernoulli-mlp is one), so that a new ``kvae fit`` never stops on an
-    earlier run; the notice says so, or is None. --resume and --overwrite take the last name
-    in use, the run most recently started there, and the notice names it: either may end by
-    replacing that run."""
-    import itertools
-
-    from keras_vae.train import partial_dir
-
-    base = os.path.join("saved_models", f"{config.dataset}-{config.likelihood}-"
-                                        f"{config.architecture}")
-    in_use = None
-    for number in itertools.count(1):
-        name = base if number == 1 else f"{base}-{number}"
-        if not (os.path.exists(name) or partial_dir(name).exists()):
-            break
-        in_use = name
-    if (resume or overwrite) and in_use is None:
-        return base, None
-    if resume or overwrite:
-        return in_use, (f"--{'resume' if resume else 'overwrite'} without --output: "
-                        f"{'continuing' if resume else 'replacing'} {in_use}, the last run "
-                        f"of this name.")
-    if in_use is not None:
-        return name, f"{base} holds a run already; this one goes to {name}."
-    return name, None
-
-
-def _say_when_training_starts(notice):
-    """A callback that prints ``notice`` to stderr as training starts: after every check of the
-    options, so that an error stays the only line."""
-    import keras
-
-    class Notice(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            click.echo(notice, err=True)
-
-    return [Notice()] if notice else []
 
 
 @cli.command(epilog=_examples(
@@ -88,35 +48,43 @@ def _say_when_training_starts(notice):
     "TF_CONFIG='{...}' kvae fit --dataset mnist --strategy multi-worker --output /shared/run"))
 @fit_options.train_options
 @click.option("--output", type=click.Path(), default=None,
-              help="Run directory [default: saved_models/<dataset>-<likelihood>-<architecture>,"
+              help="Run directory [default: runs/<dataset>-<likelihood>-<architecture>,"
                    " numbered -2, -3, ... when that name holds a run].")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run in --output, or train a complete one further "
                    "when --epochs is larger than the epochs it trained.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
+@click.option("--replace-protected", is_flag=True,
+              help="Allow --overwrite or --resume of a protected (shipped) model folder.")
 @click.pass_context
-def fit(context, preset, output, resume, overwrite, **values):
+def fit(context, preset, output, resume, overwrite, replace_protected, **values):
     """Train a VAE and write its run directory."""
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other; choose one.")
     # Checked before TensorFlow is imported: an option error answers at once.
     config = fit_options.train_config(context, preset, values)
-    from keras_vae import train
-    from keras_vae.callbacks import epoch_progress
+    from keras_vae import runs
 
     notice = None
     if output is None:
-        output, notice = _default_output(config, resume, overwrite)
+        output, notice = runs.default_output(config, resume=resume, overwrite=overwrite)
+    import keras
+
+    from keras_vae import lifecycle, train
+    from keras_vae.callbacks import epoch_progress
+
+    # The notice comes as training starts: after every check, so an error stays the only line.
+    started = [keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: click.echo(notice, err=True))] if notice else []
     verbose, progress = epoch_progress.progress_for(sys.stdout)
     try:
         metrics = train.fit(config, output, resume=resume, overwrite=overwrite,
-                            verbose=verbose,
-                            callbacks=[*_say_when_training_starts(notice), *progress])
+                            replace_protected=replace_protected, verbose=verbose,
+                            callbacks=[*started, *progress])
     except KeyboardInterrupt:
+        # The message starts on a line of its own, not after a progress bar.
         epoch_progress.end_progress_line(sys.stdout)
-        _fail(f"Interrupted. The last completed epoch is saved in "
-              f"{train.partial_dir(output)}; continue with the same command plus --resume "
-              f"--output {output}.", status=130)
+        _fail(lifecycle.interrupted_message(output), status=130)
     click.echo(_summary(f"Trained {output}", metrics))
 
 

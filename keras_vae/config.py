@@ -12,13 +12,15 @@ once.
 
 import dataclasses
 
+from keras_vae import likelihoods
 from keras_vae.checks import (check_choice, check_fraction, check_non_negative_float,
                               check_positive_float, check_positive_int)
 from keras_vae.errors import ConfigError
 
 # ------------------------------------------------------------------ vocabularies
 
-LIKELIHOODS = ("bernoulli", "normal")  # layers: the decoder head registered under each name
+# The registered likelihoods (likelihoods.py, the built-ins at import): the decoder head of each.
+LIKELIHOODS = likelihoods.names()
 ARCHITECTURES = ("mlp", "conv")  # networks.py
 OBJECTIVES = ("elbo", "iwae")  # objectives.py
 LEARNING_RATE_SCHEDULES = ("constant", "cosine", "burda")  # schedules.py

@@ -8,6 +8,10 @@ Sources:
   Fashion-MNIST and KMNIST use the same names), an ``.npz`` file with ``x_train`` and
   ``x_test`` arrays (and optionally ``y_train``, ``y_test``), or a folder of PNG/JPEG images
   (all one size; a test split is held out from them).
+The readers are in ``data_files.py`` (local files) and ``data_tfds.py`` (TFDS, which fails at
+once offline); this module picks one, checks the values (``to_unit_interval``: uint8 and other
+integer grey levels 0..255 are divided by 255, floats must already lie in [0, 1]) and builds
+the pipelines. ``check_examples_shape`` is the one check that data fit a model's input.
 
 Splits: ``train`` minus a held-out ``validation`` part (the last ``validation_fraction`` of
 the training examples, never shuffled into training), and the real ``test`` split for
@@ -19,203 +23,17 @@ evaluation images once, with a fixed seed, so evaluation figures are reproducibl
 """
 
 import dataclasses
-import gzip
-import hashlib
 import pathlib
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
-
-from keras_vae.errors import DataError  # noqa: E402,F401 - raised here, owned by errors.py
-
-
-# ----------------------------------------------------------------------- IDX (MNIST format)
-
-IDX_FILES = {
-    ("train", "images"): "train-images-idx3-ubyte",
-    ("train", "labels"): "train-labels-idx1-ubyte",
-    ("test", "images"): "t10k-images-idx3-ubyte",
-    ("test", "labels"): "t10k-labels-idx1-ubyte",
-}
-
-# SHA-256 of the *decompressed* original MNIST IDX files (the bytes TFDS and torchvision
-# verify, gzipped). Checked on the decompressed bytes so gzipped and plain copies both pass.
-MNIST_SHA256 = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def _find_idx_file(folder, stem):
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz",
-                 stem.replace("-idx", ".idx")):
-        path = folder / name
-        if path.is_file():
-            return path
-    return None
-
-
-def read_idx(path, verify_mnist=False):
-    """A NumPy array from one IDX file (gzipped or not).
-
-    Raises DataError naming the file for a bad magic number, a truncated or oversized payload.
-    With ``verify_mnist``, a SHA-256 that differs from the original MNIST file only warns (the
-    offline copy's training images are a faithful rebuild, see its README).
-    """
-    path = pathlib.Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DataError(f"Cannot read {path}: {error}.") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()!r}).")
-    dtype, num_dims = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * num_dims
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: its header needs {header} bytes, "
-                        f"the file has {len(raw)}.")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(num_dims))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DataError(f"{path} is {problem}: shape {shape} needs {expected} bytes, "
-                        f"the file has {len(raw)}.")
-    stem = path.name.removesuffix(".gz").replace(".idx", "-idx")
-    if verify_mnist and stem in MNIST_SHA256:
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest != MNIST_SHA256[stem]:
-            warnings.warn(f"{path} differs from the original MNIST file (SHA-256 {digest[:12]}"
-                          f"..., expected {MNIST_SHA256[stem][:12]}...); using it anyway.",
-                          stacklevel=2)
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape)
-
-
-def load_idx_folder(folder, verify_mnist=False):
-    """{split: (images uint8 [N, H, W, 1], labels int64 [N])} from the four IDX files."""
-    folder = pathlib.Path(folder)
-    splits = {}
-    for split in ("train", "test"):
-        arrays = {}
-        for kind in ("images", "labels"):
-            stem = IDX_FILES[(split, kind)]
-            path = _find_idx_file(folder, stem)
-            if path is None:
-                raise DataError(f"{folder} has no {stem}[.gz]: an MNIST-format folder needs "
-                                f"the four files {', '.join(IDX_FILES.values())} (.gz or not).")
-            arrays[kind] = read_idx(path, verify_mnist=verify_mnist)
-        images, labels = arrays["images"], arrays["labels"]
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise DataError(f"{folder}: {split} images of shape {images.shape} do not match "
-                            f"labels of shape {labels.shape}; expected [N, H, W] and [N].")
-        splits[split] = (images[..., None], labels.astype(np.int64))
-    return splits
-
-
-# ----------------------------------------------------------------------- other local sources
-
-def load_npz(path):
-    """{split: (images, labels or None)} from an .npz with x_train, x_test[, y_train, y_test]."""
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            contents = {key: arrays[key] for key in arrays.files}
-    except (OSError, ValueError) as error:
-        raise DataError(f"Cannot read {path} as .npz: {error}.") from None
-    missing = [key for key in ("x_train", "x_test") if key not in contents]
-    if missing:
-        raise DataError(f"{path} lacks {', '.join(missing)}: an .npz source needs x_train and "
-                        f"x_test arrays (and optionally y_train, y_test); it has "
-                        f"{', '.join(sorted(contents)) or 'nothing'}.")
-    splits = {}
-    for split in ("train", "test"):
-        images = _as_image_array(contents[f"x_{split}"], f"{path}: x_{split}")
-        labels = contents.get(f"y_{split}")
-        if labels is not None and len(labels) != len(images):
-            raise DataError(f"{path}: y_{split} has {len(labels)} labels for {len(images)} "
-                            f"images.")
-        splits[split] = (images, None if labels is None else labels.astype(np.int64))
-    return splits
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def load_image_folder(folder, test_fraction=0.1, seed=0):
-    """{split: (images uint8 [N, H, W, C], None)} from a folder of PNG/JPEG files of one size;
-    a seeded random ``test_fraction`` of them is held out as the test split."""
-    folder = pathlib.Path(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise DataError(f"{folder} has no PNG or JPEG images.")
-    images = []
-    for path in paths:
-        try:
-            images.append(tf.io.decode_image(tf.io.read_file(str(path)),
-                                             expand_animations=False).numpy())
-        except tf.errors.OpError:
-            raise DataError(f"Cannot decode {path} as an image; remove it or fix it.") from None
-    shapes = {image.shape for image in images}
-    if len(shapes) > 1:
-        raise DataError(f"{folder} holds images of several shapes {sorted(shapes)[:3]}...; "
-                        f"resize them to one size first.")
-    images = np.stack(images)
-    if len(images) < 2:
-        raise DataError(f"{folder} has only {len(images)} image; it needs at least 2.")
-    order = np.random.default_rng(seed).permutation(len(images))
-    num_test = max(1, int(round(test_fraction * len(images))))
-    return {"train": (images[order[num_test:]], None), "test": (images[order[:num_test]], None)}
-
-
-def _as_image_array(array, what):
-    array = np.asarray(array)
-    if array.ndim == 3:
-        array = array[..., None]
-    if array.ndim != 4 or len(array) == 0:
-        raise DataError(f"{what} has shape {array.shape}; expected images [N, H, W] or "
-                        f"[N, H, W, C].")
-    return array
-
-
-# ----------------------------------------------------------------------- TFDS
-
-def load_tfds(name, data_dir=None):
-    """{split: (images uint8, labels or None)} from a TFDS image dataset, read into memory."""
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise DataError(f"Unknown dataset {name!r}: give a TFDS image dataset name such as "
-                        f"mnist, fashion_mnist, kmnist or cifar10, or a local --data-dir.") \
-            from None
-    if "image" not in builder.info.features:
-        raise DataError(f"TFDS dataset {name!r} has no 'image' feature; it is not an image "
-                        f"dataset.")
-    try:
-        builder.download_and_prepare()
-    except Exception as error:  # noqa: BLE001 - TFDS raises many types for network failures
-        cause = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        raise DataError(f"Cannot download or prepare {name!r} with TFDS ({cause.rstrip(': ')})"
-                        f"; on an offline machine pass --data-dir with a local copy (for "
-                        f"example the MNIST IDX files).") from None
-    splits = {}
-    for split in ("train", "test"):
-        try:
-            arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-        except (KeyError, ValueError) as error:
-            raise DataError(f"TFDS dataset {name!r} has no usable {split!r} split "
-                            f"({str(error).splitlines()[0]}).") from None
-        labels = arrays.get("label")
-        splits[split] = (_as_image_array(arrays["image"], f"{name} {split}"),
-                         None if labels is None else labels.astype(np.int64))
-    return splits
+# The sources live in their own modules; their names stay importable from here.
+from keras_vae.data_files import (IDX_FILES, IMAGE_SUFFIXES, MNIST_SHA256,  # noqa: F401
+                                  find_idx_file, load_idx_folder, load_image_folder, load_npz,
+                                  read_idx)
+from keras_vae.data_tfds import load_tfds  # noqa: F401
+from keras_vae.errors import DataError  # noqa: F401 - raised here, owned by errors.py
 
 
 # ----------------------------------------------------------------------- one entry point
@@ -235,7 +53,7 @@ def load_arrays(dataset, data_dir=None):
         if path.suffix == ".npz":
             return load_npz(path)
         raise DataError(f"--data-dir {path} is a file but not an .npz; give a folder or an .npz.")
-    if any(_find_idx_file(path, stem) for stem in IDX_FILES.values()):
+    if any(find_idx_file(path, stem) for stem in IDX_FILES.values()):
         return load_idx_folder(path, verify_mnist=dataset == "mnist")
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
         return load_image_folder(path)
@@ -244,16 +62,61 @@ def load_arrays(dataset, data_dir=None):
     raise DataError(f"--data-dir {path} holds no MNIST IDX files, .npz or PNG/JPEG images.")
 
 
-def to_unit_interval(images):
-    """Images as float32 in [0, 1]: integers are divided by their dtype's maximum (255 for
-    uint8); floats must already lie in [0, 1]."""
+def to_unit_interval(images, what="The images"):
+    """Images as float32 in [0, 1], or a DataError that says what is wrong with them.
+
+    - bool: False/True -> 0/1;
+    - integers of any dtype (uint8, int64, uint16 ...): 8-bit grey levels 0..255, divided by
+      255; values outside 0..255 are an error (their scale is unknown: rescale them first);
+    - floats: intensities in [0, 1], kept as they are; floats up to 255 are an error that
+      says to divide by 255 (they are most likely grey levels, but a silent guess could as
+      well be wrong); NaN, inf, negative or larger values are an error;
+    - complex numbers, strings, objects and any other kind: an error.
+    ``what`` names the images in the messages ("the training images of data.npz").
+    """
     images = np.asarray(images)
-    if np.issubdtype(images.dtype, np.integer):
-        return (images / np.iinfo(images.dtype).max).astype(np.float32)
-    images = images.astype(np.float32)
-    if images.size and (images.min() < 0 or images.max() > 1 or not np.isfinite(images).all()):
-        raise DataError("Float images must lie in [0, 1]; scale them before use.")
-    return images
+    kind = images.dtype.kind
+    if kind not in "biuf":
+        described = {"c": "complex numbers", "U": "text", "S": "bytes",
+                     "O": "Python objects"}.get(kind, f"{images.dtype} values")
+        raise DataError(f"{what} hold {described}; pixels must be real numbers: uint8 grey "
+                        f"levels 0..255 or floats in [0, 1].")
+    if images.size == 0:
+        raise DataError(f"{what} have no pixels (shape {images.shape}).")
+    if kind == "b":
+        return images.astype(np.float32)
+    low, high = images.min(), images.max()
+    if kind in "iu":
+        if low < 0 or high > 255:
+            raise DataError(f"{what} hold integers from {low} to {high}; integer pixels must "
+                            f"be 8-bit grey levels 0..255 (divided by 255 here): rescale "
+                            f"them to 0..255, or to floats in [0, 1].")
+        return (images / 255).astype(np.float32)
+    if not np.isfinite(images).all():
+        raise DataError(f"{what} hold NaN or infinite values; clean the data first.")
+    if low < 0 or high > 255:
+        raise DataError(f"{what} hold floats from {low:g} to {high:g}; pixels must be floats "
+                        f"in [0, 1]: rescale them.")
+    if high > 1:
+        raise DataError(f"{what} hold floats up to {high:g}: they look like grey levels "
+                        f"0..255, but float pixels must lie in [0, 1]; divide them by 255 (or "
+                        f"store them as uint8).")
+    return images.astype(np.float32)
+
+
+def describe_shape(shape):
+    """(28, 28, 1) -> "28x28x1"."""
+    return "x".join(str(int(d)) for d in shape)
+
+
+def check_examples_shape(shape, expected, source):
+    """DataError unless examples of ``shape`` (no batch axis) are what a model that takes
+    ``expected`` can read; ``source`` names where they came from (a path or dataset)."""
+    if tuple(int(d) for d in shape) != tuple(int(d) for d in expected):
+        raise DataError(f"The data in {source} are {describe_shape(shape)} but the model "
+                        f"takes {describe_shape(expected)}; pass --data-dir (or --dataset) "
+                        f"with data of the shape it was trained on, or train a model on these "
+                        f"data.")
 
 
 @dataclasses.dataclass
@@ -268,6 +131,7 @@ class Splits:
     num_validation: int
     num_test: int
     test_labels: object = None
+    source: str = ""  # where the data came from, for messages: a path or "TFDS dataset 'x'"
 
 
 def binarize(images, seed):
@@ -336,8 +200,13 @@ def make_splits(dataset, data_dir=None, batch_size=100, binarized=True,
     if not 0 <= validation_fraction < 1:
         raise DataError(f"validation_fraction must be in [0, 1); received {validation_fraction}.")
     arrays = load_arrays(dataset, data_dir)
-    train = to_unit_interval(arrays["train"][0])
-    test = to_unit_interval(arrays["test"][0])
+    source = str(data_dir) if data_dir is not None else f"TFDS dataset {dataset!r}"
+    train = to_unit_interval(arrays["train"][0], f"The training images of {source}")
+    test = to_unit_interval(arrays["test"][0], f"The test images of {source}")
+    if train.shape[1:] != test.shape[1:]:
+        raise DataError(f"The training images of {source} are "
+                        f"{describe_shape(train.shape[1:])} but its test images are "
+                        f"{describe_shape(test.shape[1:])}; both splits need one shape.")
     num_validation = int(round(validation_fraction * len(train)))
     if len(train) - num_validation < 1:
         raise DataError(f"Only {len(train)} training examples: too few to hold out "
@@ -350,5 +219,5 @@ def make_splits(dataset, data_dir=None, batch_size=100, binarized=True,
         test=_pipeline(test, batch_size, fixed, seed + 2, shuffle=False),
         image_shape=tuple(train.shape[1:]),
         num_train=len(train), num_validation=len(validation), num_test=len(test),
-        test_labels=arrays["test"][1],
+        test_labels=arrays["test"][1], source=source,
     )

@@ -17,10 +17,27 @@ Only the chief writes the run directory. The chief is the task of type ``chief``
 when the cluster has no chief. Every other worker runs the same saves (a save may take part in
 collective operations, so all workers must make it) into a temporary folder of its own,
 which it deletes at the end.
+
+Starting a multi-worker job: each task waits for the others before it creates the strategy
+(``wait_for_peers``). TensorFlow's own cluster start-up blocks in C++ until every task has
+joined, where Ctrl-C cannot reach it and SIGTERM only wakes its preemption notifier: a peer
+that never starts would hold the process until SIGKILL. So, while it waits, each task keeps
+its own ``TF_CONFIG`` port open (so that the others see it is there) and opens a TCP
+connection to every other chief or worker task every half second; Ctrl-C stops the wait
+with ``KeyboardInterrupt`` (``kvae`` prints its resume message), SIGTERM ends the process,
+and after ``KVAE_PEER_TIMEOUT`` seconds (environment variable; default 300) the task gives
+up with a ``DistributeError`` that names the missing task. Once the strategy exists, the
+SIGTERM handler the process had before is put back, so SIGTERM still ends a multi-worker
+run (which ``--resume`` continues from its last epoch).
 """
 
 import json
+import math
 import os
+import signal
+import socket
+import threading
+import time
 
 import keras
 import tensorflow as tf
@@ -90,16 +107,111 @@ def make_strategy(name):
     """
     name = resolve(name)
     if name == "multi-worker":
+        wait_for_peers(*cluster_spec(), timeout=peer_timeout())
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous_sigterm = signal.getsignal(signal.SIGTERM) if in_main_thread else None
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as error:
             raise DistributeError(f"Cannot start MultiWorkerMirroredStrategy "
                                   f"({str(error).splitlines()[0]}); it must be set up before "
                                   f"TensorFlow runs anything in this process.") from None
+        finally:
+            # TensorFlow's coordination agent installs a SIGTERM handler that only logs
+            # "SIGTERM caught"; put back the one this process had (None: not set in Python).
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return _mirrored_strategy(tuple(device.name for device in devices))
     return tf.distribute.get_strategy()
+
+
+PEER_TIMEOUT_VARIABLE = "KVAE_PEER_TIMEOUT"
+DEFAULT_PEER_TIMEOUT_SECONDS = 300.0
+
+
+def peer_timeout():
+    """Seconds a multi-worker task waits for the others: ``$KVAE_PEER_TIMEOUT`` or 300."""
+    text = os.environ.get(PEER_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_PEER_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise DistributeError(f"{PEER_TIMEOUT_VARIABLE} must be a positive number of seconds; "
+                              f"received {text!r}.")
+    return seconds
+
+
+def _host_and_port(member):
+    """"host:port" (or "[v6 address]:port") of a TF_CONFIG list -> (host, port)."""
+    host, _, port = str(member).rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise DistributeError(f"TF_CONFIG lists {member!r}, which is not host:port; give each "
+                              f"task as host:port, for example localhost:12345.") from None
+
+
+def _accepts(address, timeout):
+    """True when a TCP connection to ``address`` opens within ``timeout`` seconds."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hold_port(port):
+    """A listening socket on ``port`` of every interface, as TensorFlow's server will bind."""
+    try:
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(("", port), family=socket.AF_INET6,
+                                        dualstack_ipv6=True)
+        return socket.create_server(("", port))
+    except OSError as error:
+        raise DistributeError(f"Port {port} of this task (TF_CONFIG) is in use "
+                              f"({error.strerror}); stop the process that holds it, or give "
+                              f"this task another port.") from None
+
+
+def wait_for_peers(cluster, task, timeout=DEFAULT_PEER_TIMEOUT_SECONDS, interval=0.5):
+    """Returns once every other chief or worker task of ``cluster`` accepts a TCP connection.
+
+    Meanwhile this task listens on its own port, so that the others find it too; the port is
+    free again on return, for TensorFlow's server. Ctrl-C raises KeyboardInterrupt at once;
+    after ``timeout`` seconds a DistributeError names the tasks that never answered.
+    """
+    roles = ("chief", "worker")
+    if not cluster or task is None or task["type"] not in roles:
+        return
+    me = (task["type"], int(task["index"]))
+    waiting = [(role, index, member) for role in roles
+               for index, member in enumerate(cluster.get(role, [])) if (role, index) != me]
+    if not waiting:
+        return
+    addresses = {member: _host_and_port(member) for _, _, member in waiting}
+    listener = _hold_port(_host_and_port(cluster[me[0]][me[1]])[1])
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            waiting = [peer for peer in waiting
+                       if not _accepts(addresses[peer[2]], min(1.0, timeout))]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                missing = ", ".join(f"{role} {index} ({member})"
+                                    for role, index, member in waiting)
+                raise DistributeError(
+                    f"{missing} of TF_CONFIG did not start within {timeout:g} s; start every "
+                    f"task TF_CONFIG lists (each with its own task index), check their "
+                    f"addresses, or wait longer with {PEER_TIMEOUT_VARIABLE}=SECONDS.")
+            time.sleep(interval)
+    finally:
+        listener.close()
 
 
 _MIRRORED = {}

@@ -1,4 +1,8 @@
-"""Evaluation of a trained VAE on held-out data, in nats per example.
+"""Evaluation of a trained model on held-out data, in nats per example.
+
+Everything here talks to the model through the model protocol (``protocol``): the
+log-likelihood needs only ``log_importance_weights``; ``evaluate`` also uses ``elbo_terms``,
+``latent_diagnostics`` and ``image_shape``. Any object with these members can be evaluated.
 
 The figure papers report as test NLL is the importance-weighted estimate (Burda et al. 2016)
 
@@ -11,6 +15,12 @@ whatever K. Beside it (``evaluate``):
     ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)) = L_1(x) in expectation
     distortion = -log p(x|z) (``reconstruction``),   rate = KL(q(z|x) || p(z)) (``kl``)
     KL per latent dimension,  active units: #{i : Cov_x(E_q[z_i]) > 0.01} (Burda et al.)
+
+The ELBO reported is the model's own training objective at one draw per example
+(``elbo_terms(x, seed)``), with the analytic KL where TFP registers it: the figure training
+logs, with less variance than the mean of the log weights (``objectives.monte_carlo_elbo``),
+whose expectation is the same. With several latent layers the KL per dimension and the active
+units cover every layer in ``latent_sizes`` order, and ``evaluate`` adds them per layer.
 
 Bits per dimension = -log p(x) / (D ln 2) for D pixel values (an upper bound for the ELBO).
 Every random draw comes from a stateless seed, so the same seed gives the same figures.
@@ -33,12 +43,13 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
     """Importance-weighted estimate of log p(x) per example [n], nats (float64).
 
     Args:
-        model: a ``VAE``, or any object with ``encode(x)`` -> q(z|x), ``decode(z)`` -> p(x|z)
-            and ``prior.distribution()`` -> p(z) (distributions with event dimensions).
+        model: a ``VAE``, or any object with the protocol's
+            ``log_importance_weights(x, num_samples, seed)`` -> log w [K, batch] (nats).
         data: an array [n, ...] or a ``tf.data.Dataset`` of batches (x or (x, y)).
         num_samples: K, the importance samples per example.
         seed: integer; draw k of the example batch b uses the stateless seed
-            (seed, b * K + k), so results do not depend on ``chunk_size``.
+            (seed, b * K + k), so results do not depend on ``chunk_size``: a chunk of draws
+            k0 .. k0 + c - 1 is one call ``log_importance_weights(x, c, [seed, b * K + k0])``.
         batch_size: examples per batch when ``data`` is an array.
         chunk_size: draws decoded at once (default: ``DECODER_ROWS_PER_CHUNK // batch``);
             memory grows with chunk_size * batch, not with K.
@@ -48,6 +59,10 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             is the same as that of an uninterrupted call; the caller deletes the file.
     """
     num_samples = _positive_int("num_samples", num_samples)
+    if not callable(getattr(model, "log_importance_weights", None)):
+        raise TypeError(f"The log-likelihood needs a model with log_importance_weights(x, "
+                        f"num_samples, seed) (keras_vae.protocol); received a "
+                        f"{type(model).__name__}.")
     progress = _Progress(progress_file, model, num_samples, seed)
     estimates = {}
     values = []
@@ -129,21 +144,12 @@ def _importance_weighted_batch(model, chunk):
 
     @tf.function(reduce_retracing=True)
     def estimate(x, num_samples, seed):
-        posterior = model.encode(x)
-        prior = model.prior.distribution()
         batch = tf.shape(x)[0]
-        latent_dim = posterior.event_shape[-1]
-
-        def draw(k):  # draw k's noise for the whole batch, from its own stateless seed
-            return tf.random.stateless_normal([batch, latent_dim],
-                                              seed=seed + tf.stack([tf.zeros_like(k), k]))
 
         def add_chunk(first, total):
+            log_weights = model.log_importance_weights(
+                x, chunk, seed + tf.stack([tf.zeros_like(first), first]))
             draws = first + tf.range(chunk, dtype=tf.int64)
-            noise = tf.map_fn(draw, draws, fn_output_signature=tf.float32)
-            z = objectives.reparameterized_sample(posterior, noise)
-            log_weights = objectives.log_importance_weights(
-                objectives.decoded_log_likelihood(model.decode, x, z), posterior, prior, z)
             log_weights = tf.where((draws < num_samples)[:, tf.newaxis], log_weights, -np.inf)
             chunk_total = tf.cast(tf.reduce_logsumexp(log_weights, axis=0), tf.float64)
             # log(sum so far + sum of this chunk), stable for any magnitudes
@@ -161,39 +167,37 @@ def posterior_statistics(model, data, seed=0, batch_size=100):
     """Per-example ELBO terms and the posterior's use of its latent dimensions.
 
     Returns a dict of numpy arrays: ``elbo``, ``reconstruction``, ``kl``, ``loss`` [n] (nats,
-    from the model's own objective with one noise stream seeded by ``seed``),
-    ``kl_per_dimension`` [latent_dim] (mean over examples, nats) and ``posterior_mean_variance``
-    [latent_dim], Var_x(E_q[z_i]) (the activity of unit i).
+    the model's ``elbo_terms`` with batch b drawn from the stateless seed [seed, b]),
+    ``kl_per_dimension`` (mean over examples, nats) and ``posterior_mean_variance``,
+    Var_x(E_q[z_i]) (the activity of unit i), over every latent dimension of every layer in
+    ``latent_sizes`` order; and ``layers``: {layer name: {"kl_per_dimension": ...,
+    "posterior_mean_variance": ...}} with the same figures per layer.
     """
-    saved_seed = model._noise_seed.numpy()
-    model._noise_seed.assign([seed, 0])  # reproducible noise; the model's stream is put back
+    diagnostics_seed = tf.constant([seed, 1], tf.int64)
 
     @tf.function(reduce_retracing=True)
-    def batch_terms(x):
-        posterior = model.encode(x)
-        prior = model.prior.distribution()
-        terms = model.elbo_terms(x)
-        try:
-            kl_dims = objectives.kl_per_dimension(posterior, prior,
-                                                  posterior.sample(seed=[seed, 1]))
-        except ValueError:  # a prior that does not factorise: no KL per dimension
-            kl_dims = tf.fill(tf.shape(posterior.mean()), np.nan)
-        return terms, posterior.mean(), kl_dims
+    def batch_figures(x, terms_seed):
+        return (model.elbo_terms(x, seed=terms_seed),
+                model.latent_diagnostics(x, seed=diagnostics_seed))
 
-    parts = {name: [] for name in ("elbo", "reconstruction", "kl", "loss", "means", "kl_dims")}
-    try:
-        for x in _batches(data, batch_size):
-            terms, means, kl_dims = batch_terms(x)
-            for name in objectives.ELBOTerms._fields:
-                parts[name].append(getattr(terms, name).numpy())
-            parts["means"].append(means.numpy())
-            parts["kl_dims"].append(kl_dims.numpy())
-    finally:
-        model._noise_seed.assign(saved_seed)
-    result = {name: np.concatenate(parts[name]).astype(np.float64)
-              for name in objectives.ELBOTerms._fields}
-    result["kl_per_dimension"] = np.concatenate(parts["kl_dims"]).astype(np.float64).mean(0)
-    result["posterior_mean_variance"] = np.concatenate(parts["means"]).astype(np.float64).var(0)
+    terms_parts = {name: [] for name in objectives.ELBOTerms._fields}
+    layer_parts = {}
+    for index, x in enumerate(_batches(data, batch_size)):
+        terms, layers = batch_figures(x, tf.constant([seed, index], tf.int64))
+        for name in objectives.ELBOTerms._fields:
+            terms_parts[name].append(getattr(terms, name).numpy())
+        for name, layer in layers.items():
+            layer_parts.setdefault(name, []).append(
+                [layer.posterior_mean.numpy(), layer.kl_per_dimension.numpy()])
+    result = {name: np.concatenate(parts).astype(np.float64)
+              for name, parts in terms_parts.items()}
+    result["layers"] = {}
+    for name, parts in layer_parts.items():
+        means, kl_dims = (np.concatenate(column).astype(np.float64) for column in zip(*parts))
+        result["layers"][name] = {"kl_per_dimension": kl_dims.mean(0),
+                                  "posterior_mean_variance": means.var(0)}
+    for figure in ("kl_per_dimension", "posterior_mean_variance"):
+        result[figure] = np.concatenate([layer[figure] for layer in result["layers"].values()])
     return result
 
 
@@ -208,7 +212,8 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
     """Every test figure of a model, as (metrics dict, per-example dict of arrays).
 
     metrics: elbo, reconstruction, kl, loss (means, nats), their standard errors, bits_per_dim
-    of the ELBO, kl_per_dimension (list), active_units, num_examples; with ``iw_samples`` = K
+    of the ELBO, kl_per_dimension (list), active_units, num_examples; with several latent
+    layers also layers = {name: {kl, kl_per_dimension, active_units}}; with ``iw_samples`` = K
     > 0 also log_likelihood (mean L_K, nats), its standard error, nll_bits_per_dim and
     iw_samples. per-example: elbo, reconstruction, kl (and log_likelihood) [n].
     ``progress_file``: see ``log_likelihood``.
@@ -223,6 +228,12 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
     metrics["bits_per_dim"] = bits_per_dimension(-metrics["elbo"], dimensions)
     metrics["kl_per_dimension"] = [float(v) for v in statistics["kl_per_dimension"]]
     metrics["active_units"] = active_units(statistics["posterior_mean_variance"])
+    if len(statistics["layers"]) > 1:
+        metrics["layers"] = {name: {
+            "kl": float(layer["kl_per_dimension"].sum()),
+            "kl_per_dimension": [float(v) for v in layer["kl_per_dimension"]],
+            "active_units": active_units(layer["posterior_mean_variance"]),
+        } for name, layer in statistics["layers"].items()}
     if iw_samples:
         values = log_likelihood(model, data, num_samples=iw_samples, seed=seed,
                                 batch_size=batch_size, chunk_size=chunk_size,

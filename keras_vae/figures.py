@@ -95,13 +95,14 @@ def run_test_images(run, dataset=None, data_dir=None):
     """(images float32 [N, ...], labels or None, shipped file or None): the test split that
     run ``run`` (a loaded ``runs.Run``) is evaluated on. A run that ships test_examples.npz
     uses those unless ``dataset`` or ``data_dir`` is given, so its figures need no dataset."""
-    from keras_vae import runs, train
+    from keras_vae import data, runs
 
     if dataset is None and data_dir is None and run.directory is not None:
         shipped = runs.load_test_examples(run.directory)
         if shipped is not None:
             return (*shipped, run.directory / runs.TEST_EXAMPLES)
-    splits = train.load_splits(run.data_config(dataset, data_dir))
+    splits = runs.load_splits(run.data_config(dataset, data_dir))
+    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
     images = np.concatenate([np.asarray(batch) for batch in splits.test])
     return images, splits.test_labels, None
 

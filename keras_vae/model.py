@@ -1,5 +1,8 @@
-"""The variational autoencoder as a ``keras.Model`` with its own ``train_step``.
+"""The variational autoencoder: one layer of Gaussian latents, trained by ``ELBOModel``.
 
+``VAE`` implements the model protocol (``protocol.LatentVariableModel``: encode, decode,
+prior_distribution, sample, reconstruct, log_importance_weights, elbo_terms,
+latent_diagnostics, image_shape, latent_sizes), through which evaluation, pictures and the CLI use it.
 Per example the model minimises (``objectives.negative_elbo``)
 
     loss(x) = -log p(x|z) + kl_weight * KL(q(z|x) || p(z)),   z = loc + scale * eps,
@@ -14,20 +17,28 @@ Keras model; ``VAE.call`` returns tensors (reconstruction means) so ``predict`` 
 import random
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from keras_vae import distribute, networks, objectives
+from keras_vae import networks, objectives
 from keras_vae.checks import check_choice
-from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_kl_weight,  # noqa: F401
-                              check_latent_dim, check_objective)
+from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_latent_dim,  # noqa: F401
+                              check_objective)
+from keras_vae.elbo_model import ELBOModel
 from keras_vae.layers import BernoulliDecoder, GaussianEncoder, NormalDecoder
 from keras_vae.priors import StandardNormalPrior
+from keras_vae.protocol import LayerDiagnostics
 
-LIKELIHOODS = {"bernoulli": BernoulliDecoder, "normal": NormalDecoder}
+from keras_vae import likelihoods  # noqa: E402
+from keras_vae.layers import ImageDecoder  # noqa: E402
+
+# name -> decoder head class of every registered likelihood (likelihoods.py), imported when a
+# model asks for it, so that heads a user registers work here as the built-in ones do.
+LIKELIHOODS = likelihoods.HEADS
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class VAE(keras.Model):
+class VAE(ELBOModel):
     """Variational autoencoder: encoder q(z|x), decoder p(x|z), prior p(z).
 
     Args:
@@ -100,20 +111,7 @@ class VAE(keras.Model):
         (self.objective, self.iw_samples, self.free_bits,
          self.free_bits_groups) = check_objective(objective, iw_samples, free_bits,
                                                   free_bits_groups, self.latent_dim)
-        self._kl_weight = self.add_weight(
-            name="kl_weight", shape=(), trainable=False,
-            initializer=keras.initializers.Constant(check_kl_weight(kl_weight)))
-        # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
-        # resumed run continues the same noise stream. "only_first_replica" lets every replica
-        # of a MirroredStrategy step increment it once (see _posterior_noise).
-        self._noise_seed = self.add_weight(
-            name="noise_seed", shape=(2,), dtype="int64", trainable=False,
-            aggregation="only_first_replica",
-            initializer=keras.initializers.Constant([random.randint(0, 2**31 - 1), 0]))
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.elbo_tracker = keras.metrics.Mean(name="elbo")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self._add_training_state(kl_weight)
         # A model trained only through train_step is otherwise never built, and its .keras
         # file would reload with random weights (DESIGN.md, trap 6).
         self.build((None,) + self.image_shape)
@@ -135,15 +133,6 @@ class VAE(keras.Model):
 
     # ----------------------------------------------------------------- the public API
 
-    @property
-    def kl_weight(self):
-        """Current weight of the KL term (a Python float)."""
-        return float(keras.ops.convert_to_numpy(self._kl_weight))
-
-    @kl_weight.setter
-    def kl_weight(self, value):
-        self._kl_weight.assign(check_kl_weight(value))
-
     def encode(self, x, training=None):
         """q(z|x): a ``tfd.Distribution`` with batch shape [batch], event shape [latent_dim]."""
         return self.encoder(self._as_input(x), training=training)
@@ -156,6 +145,19 @@ class VAE(keras.Model):
         """Mean of p(x|z) at the posterior mean z = E_q[z]: a tensor shaped like x."""
         return self.decode(self.encode(x, training).mean(), training).mean()
 
+    def prior_distribution(self):
+        """p(z): the prior layer's float32 ``tfd.Distribution``, event shape [latent_dim].
+
+        ``model.prior`` is the layer (it holds a learned prior's weights);
+        ``model.prior.distribution()`` gives the same distribution.
+        """
+        return self.prior.distribution()
+
+    @property
+    def latent_sizes(self):
+        """{"z": latent_dim}: the one latent layer and its number of variables."""
+        return {"z": self.latent_dim}
+
     def sample(self, num_samples, seed=None):
         """Means of p(x|z) for ``num_samples`` draws z ~ p(z): a tensor [num, *input_shape].
 
@@ -163,26 +165,39 @@ class VAE(keras.Model):
         """
         if seed is None:
             seed = random.randint(0, 2**31 - 1)
-        z = self.prior.distribution().sample(
+        z = self.prior_distribution().sample(
             int(num_samples), seed=tf.constant([int(seed), 0], tf.int32))
         return self.decode(z).mean()
 
     def call(self, x, training=None):
         return self.reconstruct(x, training=training)
 
-    def elbo_terms(self, x, training=None):
+    def log_importance_weights(self, x, num_samples, seed):
+        """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x): nats
+        [num_samples, batch], draw k from the stateless seed [seed[0], seed[1] + k]
+        (``protocol``; ``objectives.single_layer_log_weights``). The K draws are decoded in
+        one call: the caller chunks K to bound memory (``evaluation.log_likelihood``)."""
+        x = self._checked_data(x)
+        return objectives.single_layer_log_weights(
+            x, self.encoder(x), self.decoder, self.prior_distribution(), int(num_samples), seed)
+
+    def elbo_terms(self, x, training=None, seed=None):
         """Per-example ``objectives.ELBOTerms`` (loss, elbo, reconstruction, kl) in nats.
 
-        ``iw_samples`` reparameterised draws per example from the model's noise stream; the
-        loss is the negative ELBO or, with ``objective="iwae"`` and K > 1, minus the IWAE bound.
+        ``iw_samples`` reparameterised draws per example, from the model's noise stream, or
+        with ``seed`` (a [2] stateless seed) from that seed, which gives the noise the stream
+        gives at state ``seed`` and leaves the stream alone. The loss is the negative ELBO
+        with the analytic KL where TFP registers it (Monte Carlo at the same draws otherwise)
+        or, with ``objective="iwae"`` and K > 1, minus the IWAE bound of the log importance
+        weights at these draws (``objectives.negative_iwae``).
         """
         x = self._checked_data(x)
         posterior = self.encoder(x, training=training)
         num_draws = self.iw_samples
-        noise = self._posterior_noise(tf.shape(x)[0], num_draws)
+        noise = self._noise(tf.shape(x)[0], num_draws, seed)
         z = objectives.reparameterized_sample(posterior, noise)  # [K, batch, latent_dim]
         log_likelihood = self.log_likelihood_at(x, z, training=training)
-        prior = self.prior.distribution()
+        prior = self.prior_distribution()
         if self.objective == "iwae" and num_draws > 1:
             return objectives.negative_iwae(log_likelihood, posterior, prior, z,
                                             self._kl_weight)
@@ -192,85 +207,24 @@ class VAE(keras.Model):
             log_likelihood, posterior, prior, z, self._kl_weight, free_bits=self.free_bits,
             free_bits_groups=self.free_bits_groups)
 
+    def latent_diagnostics(self, x, seed):
+        """{"z": ``protocol.LayerDiagnostics``}: E_q[z] and KL(q(z_i|x) || p(z_i)) per dimension
+        [batch, latent_dim] (analytic where TFP registers it, else log q - log p at one draw
+        from ``seed``; NaN when the prior does not factorise over dimensions)."""
+        posterior = self.encoder(self._as_input(x))
+        prior = self.prior_distribution()
+        try:
+            kl = objectives.kl_per_dimension(
+                posterior, prior, posterior.sample(seed=tf.cast(objectives.stateless_seed(seed), tf.int32)))
+        except ValueError:  # a prior that does not factorise: no KL per dimension
+            kl = tf.fill(tf.shape(posterior.mean()), np.nan)
+        return {"z": LayerDiagnostics(posterior.mean(), kl)}
+
     def log_likelihood_at(self, x, z, training=None):
         """log p(x|z_k) [K, batch] for draws z [K, batch, latent_dim], decoded in one call."""
         return objectives.decoded_log_likelihood(
             lambda draws: self.decoder(tf.cast(draws, self.compute_dtype), training=training),
             x, z)
-
-    # ----------------------------------------------------------------- training
-
-    def train_step(self, data):
-        x = _features_of(data)
-        with tf.GradientTape() as tape:
-            terms = self.elbo_terms(x, training=True)
-            # Sum over this replica's examples divided by the *global* batch size: Keras sums
-            # the replicas' gradients, so this gives the mean over the global batch under any
-            # number of replicas (DESIGN.md, trap 3).
-            loss = tf.nn.compute_average_loss(terms.loss)
-            if self.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(terms)
-
-    def test_step(self, data):
-        return self._update_metrics(self.elbo_terms(_features_of(data), training=False))
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Overrides a Keras (3.15, TF backend) hook: under a strategy, fit and evaluate first
-        # all-reduce the whole first batch across replicas only to trace the compiled loss and
-        # metrics. That fails whenever the first batch splits unevenly (a validation set
-        # smaller than the batch, say: "Inputs to operation AddN must have the same size", or
-        # across workers "Shape mismatch in the collective instance"). The VAE is built at
-        # construction and has no compiled loss or metrics, so only the optimizer is left.
-        if self.optimizer is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
-
-    @property
-    def metrics(self):
-        # Listing the trackers here makes Keras reset them every epoch and read the logged
-        # values from them (epoch means over every replica), not from the last step.
-        return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker,
-                self.kl_tracker]
-
-    def _update_metrics(self, terms):
-        self.loss_tracker.update_state(terms.loss)
-        self.elbo_tracker.update_state(terms.elbo)
-        self.reconstruction_tracker.update_state(terms.reconstruction)
-        self.kl_tracker.update_state(terms.kl)
-        results = {metric.name: metric.result() for metric in self.metrics}
-        if distribute.is_multi_worker(tf.distribute.get_strategy()):
-            # Keras reduces these across workers with reduce(MEAN, axis=0), which fails on
-            # scalars ("Invalid reduction dimension 0", DESIGN.md trap 5); every replica holds
-            # the same global value, so a shape-[1] copy reduces to that value.
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
-        return results
-
-    def _posterior_noise(self, batch_size, num_draws=1):
-        """eps ~ N(0, I) [num_draws, batch_size, latent_dim] for this replica's share of the
-        global batch.
-
-        Every replica draws the noise of the whole global batch from the same stateless seed
-        and keeps its own rows, so example i of a global batch gets the same noise however many
-        replicas share the batch: N replicas train exactly like one device (and unlike
-        keras.random with a SeedGenerator, replicas do not reuse each other's noise, DESIGN.md
-        trap 11). Uneven final batches may share a few rows between replicas; each example
-        still gets a standard Normal draw.
-        """
-        context = tf.distribute.get_replica_context()
-        replica, num_replicas = 0, 1
-        if context is not None:
-            replica, num_replicas = context.replica_id_in_sync_group, context.num_replicas_in_sync
-        seed = tf.cast(self._noise_seed, tf.int32)
-        self._noise_seed.assign_add(tf.constant([0, 1], tf.int64))
-        noise = tf.random.stateless_normal(
-            [num_draws, num_replicas * batch_size, self.latent_dim], seed=seed,
-            dtype=tf.float32)
-        start = tf.cast(replica, tf.int32) * batch_size
-        return noise[:, start:start + batch_size]
 
     # ----------------------------------------------------------------- input checks
 
@@ -280,8 +234,9 @@ class VAE(keras.Model):
     def _checked_data(self, x):
         """x as float32, with its shape checked now and its values checked when run.
 
-        Bernoulli data must lie in [0, 1] and every input must be finite: otherwise
-        log_prob returns garbage or NaN instead of failing.
+        The values get the checks the likelihood head asks for (``data_checks``: finite for
+        every head, in [0, 1] for Bernoulli): otherwise log_prob returns garbage or NaN
+        instead of failing.
         """
         x = tf.convert_to_tensor(x)
         if not x.shape[1:].is_compatible_with(self.image_shape):
@@ -291,17 +246,7 @@ class VAE(keras.Model):
                 f"input_shape={tuple(x.shape[1:])}."
             )
         x = tf.cast(x, tf.float32)
-        # One tf.debugging.Assert per check: the assert_* helpers build several conds each,
-        # and graph construction is the slow part of a short fit.
-        checks = [tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(x)),
-            ["The VAE received NaN or inf in its input data; clean the data first."])]
-        if self.likelihood == "bernoulli":
-            checks.append(tf.debugging.Assert(
-                tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0),
-                ["likelihood='bernoulli' needs data in [0, 1]; scale images to [0, 1] "
-                 "(divide uint8 pixels by 255) or use likelihood='normal'."]))
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies(self.decoder.data_checks(x)):
             return tf.identity(x)
 
     # ----------------------------------------------------------------- serialisation
@@ -335,24 +280,25 @@ class VAE(keras.Model):
         return cls(**config)
 
 
-def _features_of(data):
-    """The x of a batch given as x, (x,), (x, y) or (x, y, sample_weight); labels are ignored."""
-    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return x
-
-
 def _resolve_likelihood(likelihood, decoder):
-    for name, layer_class in LIKELIHOODS.items():
-        if isinstance(decoder, layer_class):
-            if likelihood not in (None, name):
-                raise ValueError(
-                    f"likelihood={likelihood!r} conflicts with the decoder, a "
-                    f"{type(decoder).__name__}; drop likelihood or pass a matching decoder."
-                )
-            return name
+    """The registered name of the likelihood: the decoder head's own when one is given (it
+    must agree with ``likelihood``), else ``likelihood``, else ``likelihoods.DEFAULT``."""
+    name = likelihoods.name_of(decoder) if isinstance(decoder, ImageDecoder) else None
+    if name is not None:
+        if likelihood not in (None, name):
+            raise ValueError(
+                f"likelihood={likelihood!r} conflicts with the decoder, a "
+                f"{type(decoder).__name__}; drop likelihood or pass a matching decoder."
+            )
+        return name
+    if isinstance(decoder, ImageDecoder):
+        raise ValueError(
+            f"The decoder, a {type(decoder).__name__}, is a likelihood head that is not "
+            f"registered; register it first: keras_vae.likelihoods.register(NAME, "
+            f"{type(decoder).__name__}).")
     if likelihood is None:
-        return "bernoulli"
-    return check_choice("likelihood", likelihood, tuple(LIKELIHOODS))
+        return likelihoods.DEFAULT
+    return likelihoods.get(likelihood).name
 
 
 def _resolve_latent_dim(latent_dim, encoder, prior):

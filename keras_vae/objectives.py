@@ -16,7 +16,10 @@ bits (Kingma et al. 2016) floor the batch-mean KL of each group of latents at la
 
     L_K(x) = log (1/K) sum_k p(x, z_k) / q(z_k|x)   <=  log p(x)
 
-(``iwae_bound``), which is also the estimator of log p(x) used for evaluation.
+(``iwae_bound``), which is also the estimator of log p(x) used for evaluation. Both bounds are
+functions of the log importance weights log w_k = log p(x, z_k) - log q(z_k|x) that every model
+returns (``protocol``; ``single_layer_log_weights`` computes them for one Gaussian layer):
+the K-sample ELBO estimate is their mean over k (``monte_carlo_elbo``), L_K their log-mean-exp.
 """
 
 import collections
@@ -67,7 +70,7 @@ def reparameterized_sample(posterior, noise):
 
     Taking the standard Normal ``noise`` from outside, rather than calling
     ``posterior.sample()``, lets the model give every example of a global batch its own
-    noise however the batch is split across replicas (see ``VAE._posterior_noise``).
+    noise however the batch is split across replicas (see ``ELBOModel._posterior_noise``).
     Gradients flow to loc and scale (the reparameterisation trick).
     """
     normal = posterior.distribution if isinstance(posterior, tfd.Independent) else posterior
@@ -77,6 +80,42 @@ def reparameterized_sample(posterior, noise):
             f"{type(normal).__name__}."
         )
     return normal.loc + normal.scale * noise
+
+
+def stateless_seed(seed):
+    """A seed as a shape-[2] int64 stateless seed: an integer s means [s, 0]."""
+    seed = tf.convert_to_tensor(seed)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.zeros_like(seed)])
+    return tf.cast(seed, tf.int64)
+
+
+def standard_normal_draws(seed, num_draws, shape):
+    """eps_k ~ N(0, I) of ``shape`` for k < num_draws: [num_draws, *shape] float32.
+
+    Draw k comes from the stateless seed [a, b + k] of ``seed`` = [a, b] alone (``protocol``),
+    so K draws taken in chunks equal K draws taken at once.
+    """
+    seed = stateless_seed(seed)
+
+    def draw(k):
+        return tf.random.stateless_normal(shape, seed=seed + tf.stack([tf.zeros_like(k), k]))
+
+    return tf.map_fn(draw, tf.range(num_draws, dtype=tf.int64), fn_output_signature=tf.float32)
+
+
+def single_layer_log_weights(x, posterior, decode, prior, num_samples, seed):
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), nats [K, batch], for a model with
+    one diagonal-Normal latent layer: z_k = loc + scale * eps_k (``standard_normal_draws``).
+
+    Args:
+        x: the data [batch, ...]; posterior: q(z|x), event shape [latent_dim];
+        decode: z [n, latent_dim] -> p(x|z); prior: p(z);
+        num_samples: K; seed: an integer or a [2] stateless seed (draw k from [a, b + k]).
+    """
+    noise = standard_normal_draws(seed, num_samples, tf.shape(posterior.mean()))
+    z = reparameterized_sample(posterior, noise)
+    return log_importance_weights(decoded_log_likelihood(decode, x, z), posterior, prior, z)
 
 
 def kl_per_dimension(posterior, prior, z):
@@ -155,6 +194,13 @@ def log_importance_weights(log_likelihood, posterior, prior, z, kl_weight=1.0):
     """
     log_ratio = posterior.log_prob(z) - prior.log_prob(z)
     return log_likelihood - tf.cast(kl_weight, log_ratio.dtype) * log_ratio
+
+
+def monte_carlo_elbo(log_weights):
+    """The K-sample Monte Carlo estimate of the ELBO per example, nats [batch]:
+    (1/K) sum_k log w_k, whose expectation is E_q[log p(x|z)] - KL(q(z|x) || p(z))
+    (Kingma & Welling 2014). ``negative_elbo`` uses the analytic KL instead where TFP has it."""
+    return tf.reduce_mean(log_weights, axis=0)
 
 
 def iwae_bound(log_weights):

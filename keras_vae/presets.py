@@ -84,9 +84,11 @@ SHIPPED_MODELS = {"mnist-bernoulli-mlp": "burda-mnist"}
 def shipped_model_dir(name):
     """The folder of shipped model ``name``; RunError when this installation lacks it (the
     models live in the repository, not in a wheel)."""
+    from keras_vae import runs
+
     check_choice("shipped model", name, tuple(SHIPPED_MODELS))
     folder = SHIPPED_MODELS_DIR / name
-    if not (folder / "model.keras").exists():
+    if not (folder / runs.MODEL).exists():
         raise RunError(f"The shipped model {name} is not in {SHIPPED_MODELS_DIR}: it comes "
                        f"with a clone of the repository (pip install -e .), not with a wheel.")
     return folder

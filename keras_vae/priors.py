@@ -2,9 +2,17 @@
 
 A prior is a Keras layer with a ``latent_dim`` attribute and a ``distribution()`` method that
 returns a ``tfd.Distribution`` with event shape [latent_dim]. Being a layer lets a learnable
-prior (a mixture, a VampPrior) carry weights that train and save with the model; the model
-uses the analytic KL when TFP registers one for (posterior, prior), a Monte Carlo estimate
-otherwise (``objectives.kl_divergence``).
+prior (a mixture, a VampPrior) carry weights that train and save with the model. Everything
+outside the model asks the model, not the layer: ``model.prior_distribution()`` (the model
+protocol, ``protocol``) returns this distribution, so a prior whose density depends on the
+encoder (the VampPrior of Tomczak & Welling 2018, the mixture of q(z|u_j) at K learned
+pseudo-inputs u_j) is computed by the model when asked and never cached.
+
+How each path uses the prior: training takes the analytic KL(q(z|x) || p(z)) when TFP
+registers one for the pair, and the Monte Carlo estimate log q(z|x) - log p(z) at the
+posterior draws otherwise (``objectives.kl_divergence``); the importance weights, and so the
+IWAE bound and the K=5000 evaluation, always use ``log_prob`` of the prior itself
+(``objectives.log_importance_weights``); ``model.sample`` draws from it with a stateless seed.
 """
 
 import keras

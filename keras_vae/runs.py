@@ -1,22 +1,152 @@
-"""Reading a finished run: a run directory written by ``train.fit``, or a bare ``.keras`` file.
+"""The run folder: its layout and file names (this module is their one owner), where new runs
+go, which folders are protected, and reading a finished run (a run folder written by
+``train.fit``, or a bare ``.keras`` file). Reading never imports the trainer.
 
-Every command after ``kvae fit`` starts here; a path that is not a run fails with a
-``RunError`` that says what was expected.
+Layout of a run folder RUN::
+
+    RUN/config.json             every resolved option, library versions, data sizes (CONFIG)
+    RUN/model.keras             the final model (MODEL)
+    RUN/history.csv             one row per epoch (HISTORY)
+    RUN/backup/                 epoch checkpoints while training (BACKUP)
+    RUN/logs/                   TensorBoard (LOGS)
+    RUN/metrics.json            written by ``kvae evaluate`` (METRICS)
+    RUN/per_example.csv         written by ``kvae evaluate`` (PER_EXAMPLE)
+    RUN/evaluation.partial.npz  an interrupted K-sample estimate (EVALUATION_PROGRESS)
+    RUN/test_examples.npz       test images that travel with the run (TEST_EXAMPLES)
+    RUN/export/                 written by ``kvae export`` (EXPORT)
+    RUN/PROTECTED               marks a shipped or published model (PROTECTED)
+    RUN.partial/                the run while it trains (``partial_dir``)
+    .RUN.kvae-lock              held by the ``kvae fit`` writing RUN (``lock_path``)
+
+New runs go to ``runs/<dataset>-<likelihood>-<architecture>`` (``default_output``);
+``saved_models/`` holds only the models the repository ships.
+
+Protection. A folder holding a file named PROTECTED (a shipped or published model:
+``publish``) and everything inside it are protected: no ``kvae`` command replaces or deletes
+anything there unless told so with ``--replace-protected`` (``replace_protected=True``).
+``kvae fit --overwrite`` or ``--resume`` into it is refused; ``kvae evaluate`` prints its
+figures but keeps the folder's metrics.json and per_example.csv; ``kvae export --overwrite``
+of an export inside it is refused (``files.staged_directory``). Adding what is not there yet
+(a new export format) and reading (``info``, ``sample``, ...) are allowed. Deleting the
+PROTECTED file makes the folder an ordinary run.
 """
 
 import dataclasses
+import itertools
 import json
 import pathlib
-import zipfile
+import warnings
 
-import keras
 import numpy as np
 
-from keras_vae.files import write_json_atomically
-from keras_vae.train import RunError, TrainConfig, partial_dir
+from keras_vae.config import TrainConfig
+from keras_vae.errors import RunError
+from keras_vae.files import replace_atomically, write_json_atomically
 
+CONFIG = "config.json"
+MODEL = "model.keras"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+PER_EXAMPLE = "per_example.csv"
+BACKUP = "backup"
+LOGS = "logs"
+EXPORT = "export"
+TEST_EXAMPLES = "test_examples.npz"  # test images that travel with a run (save_test_examples)
 EVALUATION_PROGRESS = "evaluation.partial.npz"  # an interrupted K-sample estimate
-TEST_EXAMPLES = "test_examples.npz"  # test images shipped inside a run (save_test_examples)
+LAST_GOOD = "last_good.keras"  # in RUN.partial after a NaN loss: the last good epoch
+PROTECTED = "PROTECTED"
+PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".kvae-lock"
+RUNS_HOME = "runs"  # the default home of new runs, relative to the working directory
+PROTECTED_TEXT = (
+    "This folder is a shipped or published keras-vae model. kvae commands do not replace or\n"
+    "delete anything in it unless given --replace-protected (kvae fit --overwrite/--resume,\n"
+    "kvae evaluate's metrics.json, kvae export --overwrite). Delete this file to make the\n"
+    "folder an ordinary run.\n")
+
+
+def partial_dir(run_dir):
+    """Where ``run_dir`` lives while it trains: ``<run_dir>.partial`` beside it."""
+    run_dir = pathlib.Path(run_dir)
+    return run_dir.with_name(run_dir.name + PARTIAL_SUFFIX)
+
+
+def lock_path(run_dir):
+    """The lock file of the ``kvae fit`` that writes ``run_dir``: ``.<name>.kvae-lock``
+    beside it (a name no user owns)."""
+    run_dir = pathlib.Path(run_dir)
+    return run_dir.with_name(f".{run_dir.name}{LOCK_SUFFIX}")
+
+
+def is_run(path):
+    """Whether ``path`` is a finished run folder (it has config.json and model.keras)."""
+    path = pathlib.Path(path)
+    return (path / CONFIG).is_file() and (path / MODEL).is_file()
+
+
+def default_output(config, resume=False, overwrite=False, home=RUNS_HOME):
+    """(run folder, notice) for ``kvae fit`` without ``--output``: ``runs/<dataset>-
+    <likelihood>-<architecture>``, numbered -2, -3, ... past the names in use, so that a new
+    run never stops on (or replaces) an earlier one; the notice says when it was numbered,
+    else None. ``resume`` and ``overwrite`` act on a run the user names, never on one chosen
+    here: RunError listing the runs of this name."""
+    base = pathlib.Path(home) / f"{config.dataset}-{config.likelihood}-{config.architecture}"
+    in_use = []
+    for number in itertools.count(1):
+        name = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        if not (name.exists() or partial_dir(name).exists()):
+            break
+        in_use.append(str(name))
+    if resume or overwrite:
+        flag, verb = ("--resume", "continues") if resume else ("--overwrite", "replaces")
+        found = (f"runs of this name: {', '.join(in_use)}" if in_use
+                 else f"there is no run named {base} yet")
+        raise RunError(f"{flag} {verb} only a run you name: pass --output RUN ({found}).")
+    notice = f"{base} holds a run already; this one goes to {name}." if in_use else None
+    return name, notice
+
+
+def protected_folder(path):
+    """The protected folder that ``path`` is or lies inside (it holds PROTECTED), or None."""
+    path = pathlib.Path(path).absolute()
+    return next((folder for folder in (path, *path.parents)
+                 if (folder / PROTECTED).is_file()), None)
+
+
+def check_not_protected(path, action="replace", replace_protected=False):
+    """RunError when ``path`` is protected (see the module docstring) and
+    ``replace_protected`` is not given; ``action`` says what was about to happen."""
+    folder = protected_folder(path)
+    if folder is None or replace_protected:
+        return
+    where = (f"{path} is" if folder == pathlib.Path(path).absolute()
+             else f"{path} is inside {folder},")
+    raise RunError(f"{where} a protected model folder (it holds {PROTECTED}): kvae does not "
+                   f"{action} it by default. Choose another --output, or pass "
+                   f"--replace-protected to {action} it anyway.")
+
+
+def publish(directory):
+    """Makes a finished run a shipped or published model: its config.json loses the path of
+    this machine's data (``train.data_dir`` becomes null; pass --data-dir to evaluate it
+    elsewhere, or use its test_examples.npz) and the folder becomes protected."""
+    directory = pathlib.Path(directory)
+    if not is_run(directory):
+        raise RunError(f"{directory} is not a finished run (it needs {CONFIG} and {MODEL}).")
+    record = json.loads((directory / CONFIG).read_text())
+    record["train"]["data_dir"] = None
+    write_json_atomically(directory / CONFIG, record)
+    replace_atomically(directory / PROTECTED, lambda f: f.write(PROTECTED_TEXT))
+
+
+def load_splits(config):
+    """The train / validation / test pipelines of a TrainConfig (``data.make_splits``)."""
+    from keras_vae import data
+
+    return data.make_splits(
+        config.dataset, config.data_dir, batch_size=config.batch_size,
+        binarized=config.likelihood == "bernoulli",
+        validation_fraction=config.validation_fraction, seed=config.seed)
 
 
 @dataclasses.dataclass
@@ -47,16 +177,20 @@ class Run:
 
 def load_run(path):
     """Loads RUN (a run directory or a .keras file); RunError if it is neither."""
+    import zipfile
+
+    import keras
+
     import keras_vae.model  # noqa: F401 - registers the classes that .keras files name
 
     path = pathlib.Path(path)
     if path.is_dir():
-        model_path, config_path = path / "model.keras", path / "config.json"
+        model_path, config_path = path / MODEL, path / CONFIG
         if not model_path.exists():
             hint = ""
-            if partial_dir(path).exists() or path.name.endswith(".partial"):
+            if partial_dir(path).exists() or path.name.endswith(PARTIAL_SUFFIX):
                 hint = " It looks like an interrupted run: finish it with kvae fit ... --resume."
-            raise RunError(f"{path} is not a run directory (it has no model.keras).{hint}")
+            raise RunError(f"{path} is not a run directory (it has no {MODEL}).{hint}")
     elif path.is_file() and path.suffix == ".keras":
         model_path, config_path = path, None
     elif path.exists():
@@ -79,25 +213,48 @@ def load_run(path):
                if config_path is not None else None, config=config, record=record)
 
 
-def evaluate_run(run, iw_samples=0, seed=0, batch_size=100, dataset=None, data_dir=None):
-    """``evaluation.evaluate`` of a loaded run on its test split: ``kvae evaluate``.
+# Evaluation batches of ``kvae evaluate`` and of fit's closing summary: the same examples in
+# the same batches with the same seed give the same figures.
+EVALUATION_BATCH_SIZE = 100
 
-    A run directory gets metrics.json and per_example.csv. The K-sample log-likelihood saves
-    its progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where
-    it stopped when run again with the same K and seed. Returns (metrics, examples).
-    """
-    from keras_vae import evaluation, train
 
-    splits = train.load_splits(run.data_config(dataset, data_dir))
+def test_metrics(model, splits, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE,
+                 progress_file=None):
+    """``evaluation.evaluate`` of ``model`` on the test split of ``splits`` (nats): the one
+    evaluation behind ``kvae evaluate`` and ``kvae fit``'s summary. (metrics, per_example)."""
+    from keras_vae import evaluation
+
     images = splits.test.unbatch().batch(batch_size)
-    progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
-    metrics, per_example = evaluation.evaluate(run.model, images, iw_samples=iw_samples,
-                                               seed=seed, batch_size=batch_size,
-                                               progress_file=progress)
+    metrics, per_example = evaluation.evaluate(model, images, iw_samples=iw_samples, seed=seed,
+                                               batch_size=batch_size,
+                                               progress_file=progress_file)
     metrics["seed"] = seed
+    return metrics, per_example
+
+
+def evaluate_run(run, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE, dataset=None,
+                 data_dir=None, replace_protected=False):
+    """``test_metrics`` of a loaded run on its test split: ``kvae evaluate``.
+
+    A run directory gets metrics.json and per_example.csv; a protected one keeps its own
+    (a warning says so) unless ``replace_protected``. The K-sample log-likelihood saves its
+    progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where it
+    stopped when run again with the same K and seed. Returns (metrics, number of examples).
+    """
+    from keras_vae import data, evaluation
+
+    splits = load_splits(run.data_config(dataset, data_dir))
+    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
+    progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
+    metrics, per_example = test_metrics(run.model, splits, iw_samples=iw_samples, seed=seed,
+                                        batch_size=batch_size, progress_file=progress)
     if run.directory is not None:
-        write_json_atomically(run.directory / "metrics.json", metrics)
-        evaluation.write_per_example_csv(run.directory / "per_example.csv", per_example)
+        if protected_folder(run.directory) is None or replace_protected:
+            write_json_atomically(run.directory / METRICS, metrics)
+            evaluation.write_per_example_csv(run.directory / PER_EXAMPLE, per_example)
+        else:
+            warnings.warn(f"{run.directory} is protected: its {METRICS} and {PER_EXAMPLE} are "
+                          f"kept (pass --replace-protected to replace them).", stacklevel=2)
     if progress is not None:
         progress.unlink(missing_ok=True)
     return metrics, splits.num_test
@@ -112,8 +269,6 @@ def save_test_examples(directory, images, labels=None):
     stored as 8-bit grey levels, which must represent them exactly (images read from 8-bit
     files do).
     """
-    from keras_vae.files import replace_atomically
-
     images = np.asarray(images, np.float32)
     arrays = {"shape": np.array(images.shape, np.int64)}
     if np.all((images == 0) | (images == 1)):
@@ -126,8 +281,10 @@ def save_test_examples(directory, images, labels=None):
         arrays["grey_levels"] = grey.astype(np.uint8)
     if labels is not None:
         arrays["labels"] = np.asarray(labels)
-    replace_atomically(pathlib.Path(directory) / TEST_EXAMPLES,
-                       lambda file: np.savez_compressed(file, **arrays), mode="wb")
+    path = pathlib.Path(directory) / TEST_EXAMPLES
+    if path.exists():
+        check_not_protected(path)
+    replace_atomically(path, lambda file: np.savez_compressed(file, **arrays), mode="wb")
 
 
 def load_test_examples(directory):
@@ -154,10 +311,8 @@ def load_test_examples(directory):
 def bundle_test_examples(directory, count=None, dataset=None, data_dir=None):
     """Copies the first ``count`` (default: all) images of a run's test split, exactly as
     ``kvae evaluate`` sees them (binarised once, with the run's seed), into the run."""
-    from keras_vae import train
-
     run = load_run(directory)
-    splits = train.load_splits(run.data_config(dataset, data_dir))
+    splits = load_splits(run.data_config(dataset, data_dir))
     images = np.concatenate([np.asarray(batch) for batch in splits.test])[:count]
     labels = None if splits.test_labels is None else np.asarray(splits.test_labels)[:count]
     save_test_examples(directory, images, labels)

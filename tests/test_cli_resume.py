@@ -78,3 +78,40 @@ def test_ctrl_c_then_sigkill_then_resume_completes_every_epoch_once(idx_folder, 
     keras.models.load_model(run / "model.keras")
 
 
+
+@pytest.mark.integration
+def test_a_second_fit_on_a_run_in_training_refuses_at_once_and_changes_nothing(idx_folder,
+                                                                              tmp_path):
+    run, partial = tmp_path / "run", tmp_path / "run.partial"
+    write_idx_folder(idx_folder, num_train=400, num_test=20, size=8)
+    arguments = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units",
+                 "16", "--latent-dim", "2", "--batch-size", "2", "--epochs", "100",
+                 "--output", run]
+    first = subprocess.Popen([sys.executable, "-m", "keras_vae.cli", *map(str, arguments)],
+                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _history_epochs(partial / "history.csv"):
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "kvae did not complete an epoch in time"
+            time.sleep(0.1)
+        for flag in ("--overwrite", "--resume"):
+            second = subprocess.run([sys.executable, "-m", "keras_vae.cli",
+                                     *map(str, arguments), flag], cwd=tmp_path,
+                                    capture_output=True, text=True, timeout=300)
+            assert second.returncode == 1, second.stderr[-2000:]
+            errors = [line for line in second.stderr.splitlines() if line.startswith("Error:")]
+            assert len(errors) == 1 and "Traceback" not in second.stderr
+            assert f"is being written by another kvae fit (process {first.pid})" in errors[0]
+        assert first.poll() is None  # the first run trains on, untouched
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+        assert "Error: Interrupted." in err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    epochs = _history_epochs(partial / "history.csv")
+    assert epochs == list(range(len(epochs))) and not run.exists()
+    assert not (tmp_path / ".run.kvae-lock").exists()

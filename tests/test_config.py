@@ -41,7 +41,7 @@ def test_every_train_config_field_is_a_fit_option_with_the_same_default():
         assert fit[field].default == default, field
     # and fit has no training option that TrainConfig does not hold
     assert set(fit) - set(TrainConfig.defaults()) == {"preset", "output", "resume",
-                                                       "overwrite"}
+                                                       "overwrite", "replace_protected"}
 
 
 def test_every_choice_is_the_library_vocabulary():
@@ -65,13 +65,14 @@ def test_train_config_checks_every_choice_against_its_vocabulary():
 
 
 def test_likelihoods_are_the_decoder_heads():
-    from keras_vae import model as model_module
+    from keras_vae import likelihoods
+    from keras_vae.model import VAE
 
-    assert tuple(model_module.LIKELIHOODS) == config.LIKELIHOODS
+    # The built-in heads (tests that register another one unregister it again).
+    assert config.LIKELIHOODS == likelihoods.names()
     for likelihood in config.LIKELIHOODS:
-        vae = model_module.VAE(input_shape=(4,), latent_dim=2, likelihood=likelihood,
-                               hidden_units=(3,))
-        assert isinstance(vae.decoder, model_module.LIKELIHOODS[likelihood])
+        vae = VAE(input_shape=(4,), latent_dim=2, likelihood=likelihood, hidden_units=(3,))
+        assert type(vae.decoder) is likelihoods.head_class(likelihood)
 
 
 def test_architectures_are_the_networks():

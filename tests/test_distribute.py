@@ -2,7 +2,10 @@
 TF_CONFIG, the chief, MirroredStrategy against one device through train.fit, resuming under
 another strategy, mixed precision. Two worker processes: test_distribute_multi_worker.py."""
 
+import _thread
 import json
+import socket
+import threading
 
 import keras
 import numpy as np
@@ -15,6 +18,135 @@ from tests.helpers import (closed_form_kl, csv_rows, interrupt_after_epoch, max_
 
 TWO_WORKERS = {"cluster": {"worker": ["localhost:1", "localhost:2"]},
                "task": {"type": "worker", "index": 1}}
+
+
+# ---------------------------------------------------------------- waiting for the other workers
+
+
+def _free_loopback_ports(count):
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _cluster(ports):
+    return {"worker": [f"127.0.0.1:{port}" for port in ports]}
+
+
+def _port_is_free(port):
+    try:
+        socket.create_server(("", port)).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_two_tasks_waiting_for_each_other_both_go_on_and_free_their_ports():
+    # Each listens on its own port while it waits, so neither waits for the other forever;
+    # once a task goes on, its port must be free for TensorFlow's server, which then answers
+    # in its place (played here by a plain listener).
+    ports = _free_loopback_ports(2)
+    errors, both_done = [], threading.Barrier(2)
+
+    def task(index):
+        try:
+            distribute.wait_for_peers(_cluster(ports), {"type": "worker", "index": index},
+                                      timeout=60, interval=0.05)
+            with socket.create_server(("", ports[index])):  # fails if the port is still held
+                both_done.wait(timeout=60)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+            both_done.abort()
+
+    threads = [threading.Thread(target=task, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_a_peer_that_never_starts_gives_up_after_the_timeout_naming_it():
+    ports = _free_loopback_ports(3)
+    with pytest.raises(distribute.DistributeError,
+                       match=rf"worker 0 \(127.0.0.1:{ports[0]}\), worker 2 \(127.0.0.1:"
+                             rf"{ports[2]}\) of TF_CONFIG did not start within 0.2 s; start "
+                             r"every task .* KVAE_PEER_TIMEOUT=SECONDS"):
+        distribute.wait_for_peers(_cluster(ports), {"type": "worker", "index": 1}, timeout=0.2,
+                                  interval=0.05)
+    assert _port_is_free(ports[1])
+
+
+def test_ctrl_c_stops_the_wait_for_peers():
+    ports = _free_loopback_ports(2)
+    timer = threading.Timer(0.3, _thread.interrupt_main)  # what Ctrl-C does to the main thread
+    timer.start()
+    try:
+        # Without the interrupt this would give up with a DistributeError after 120 s.
+        with pytest.raises(KeyboardInterrupt):
+            distribute.wait_for_peers(_cluster(ports), {"type": "worker", "index": 0},
+                                      timeout=120, interval=0.05)
+    finally:
+        timer.cancel()
+    assert _port_is_free(ports[0])
+
+
+def test_a_busy_own_port_or_a_bad_address_is_named():
+    ports = _free_loopback_ports(1)
+    with socket.create_server(("", ports[0])):
+        with pytest.raises(distribute.DistributeError, match=f"Port {ports[0]} of this task "
+                                                             r"\(TF_CONFIG\) is in use"):
+            distribute.wait_for_peers(_cluster([ports[0], 1]), {"type": "worker", "index": 0},
+                                      timeout=0.1)
+    with pytest.raises(distribute.DistributeError, match="TF_CONFIG lists 'nohost', which is "
+                                                         "not host:port"):
+        distribute.wait_for_peers({"worker": [f"127.0.0.1:{ports[0]}", "nohost"]},
+                                  {"type": "worker", "index": 0}, timeout=0.1)
+
+
+def test_a_lone_task_or_an_evaluator_does_not_wait():
+    distribute.wait_for_peers({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": 0})
+    distribute.wait_for_peers({"worker": ["127.0.0.1:1"], "evaluator": ["127.0.0.1:2"]},
+                              {"type": "evaluator", "index": 0})
+
+
+def test_sigterm_handler_is_given_back_after_the_strategy_starts(monkeypatch):
+    # TensorFlow's coordination agent replaces the SIGTERM handler with one that only logs;
+    # played here by a fake strategy that does the same.
+    import signal
+
+    def fake_strategy():
+        signal.signal(signal.SIGTERM, lambda *args: None)
+        return "strategy"
+
+    own_handler = lambda *args: None  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, own_handler)
+    try:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(TWO_WORKERS))
+        monkeypatch.setattr(distribute, "wait_for_peers", lambda *args, **kwargs: None)
+        monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", fake_strategy)
+        assert distribute.make_strategy("multi-worker") == "strategy"
+        assert signal.getsignal(signal.SIGTERM) is own_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("value, expected", [(None, 300.0), ("", 300.0), ("2.5", 2.5)])
+def test_peer_timeout_comes_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.delenv("KVAE_PEER_TIMEOUT", raising=False)
+    if value is not None:
+        monkeypatch.setenv("KVAE_PEER_TIMEOUT", value)
+    assert distribute.peer_timeout() == expected
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "inf", "nan"])
+def test_an_unusable_peer_timeout_is_named(monkeypatch, value):
+    monkeypatch.setenv("KVAE_PEER_TIMEOUT", value)
+    with pytest.raises(distribute.DistributeError, match="KVAE_PEER_TIMEOUT must be a positive "
+                                                         f"number of seconds; received '{value}'"):
+        distribute.peer_timeout()
 
 
 # ---------------------------------------------------------------- choosing a strategy

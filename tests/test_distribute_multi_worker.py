@@ -1,14 +1,17 @@
 """Two MultiWorkerMirroredStrategy processes on localhost run `kvae fit --strategy
 multi-worker`: identical weights on both, the same weights as one device, and only the chief
 writes the run directory; trained further with --resume, both start from the complete run.
-(Its own file, so that pytest-xdist can run it beside the rest.)"""
+A worker whose peer never starts stops on Ctrl-C and SIGTERM, and gives up after
+KVAE_PEER_TIMEOUT. (Its own file, so that pytest-xdist can run it beside the rest.)"""
 
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -112,3 +115,70 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folde
     assert max_abs_difference(worker_weights, continued_weights) > 1e-4  # it did train
     assert not any((tmp_path / "continue-tmp1").iterdir())
     assert not train.partial_dir(run).exists()
+
+
+def _start_lone_worker(idx_folder, tmp_path, **environment):
+    """``kvae fit --strategy multi-worker`` as worker 0 of two on 127.0.0.1, whose worker 1
+    never starts; returns (process, run folder, worker 0's port)."""
+    ports = _free_ports(2)
+    config = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+              "task": {"type": "worker", "index": 0}}
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_vae.cli", "fit", "--dataset", "custom", "--data-dir",
+         idx_folder, "--hidden-units", "16", "--latent-dim", "2", "--epochs", "1",
+         "--strategy", "multi-worker", "--output", run],
+        env={**os.environ, "TF_CONFIG": json.dumps(config), **environment}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return process, run, ports[0]
+
+
+def _wait_until_listening(process, port):
+    """Returns once ``process`` listens on ``port``: it is waiting for its peer."""
+    while process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"the worker ended before it waited: {process.stderr.read()[-3000:]}")
+
+
+def _finish(process):
+    try:
+        return process.communicate(timeout=120)  # a worker that ignores the signal fails here
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.integration
+def test_a_worker_waiting_for_a_peer_stops_on_ctrl_c_with_the_resume_message(idx_folder,
+                                                                               tmp_path):
+    process, run, port = _start_lone_worker(idx_folder, tmp_path)
+    _wait_until_listening(process, port)
+    process.send_signal(signal.SIGINT)
+    _, err = _finish(process)
+    assert process.returncode == 130, err[-3000:]
+    assert "Error: Interrupted." in err and "--resume" in err and "Traceback" not in err
+
+
+@pytest.mark.integration
+def test_a_worker_waiting_for_a_peer_stops_on_sigterm(idx_folder, tmp_path):
+    process, run, port = _start_lone_worker(idx_folder, tmp_path)
+    _wait_until_listening(process, port)
+    process.send_signal(signal.SIGTERM)
+    _finish(process)
+    assert process.returncode == -signal.SIGTERM
+
+
+@pytest.mark.integration
+def test_a_worker_gives_up_on_a_peer_after_kvae_peer_timeout(idx_folder, tmp_path):
+    process, run, port = _start_lone_worker(idx_folder, tmp_path, KVAE_PEER_TIMEOUT="1")
+    _, err = _finish(process)
+    assert process.returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: worker 1 (127.0.0.1:") and "did not start within 1 s" in last
+    assert "Traceback" not in err
+    assert not run.exists() and not train.partial_dir(run).exists()  # nothing was written

@@ -300,7 +300,7 @@ def test_kvae_export_is_atomic_and_never_overwrites_silently(trained, tmp_path, 
     def broken(*args, **kwargs):
         raise export.ExportError("conversion failed on purpose")
 
-    monkeypatch.setattr(export, "convert", broken)
+    monkeypatch.setattr(export.tflite, "convert", broken)
     status, _, err = run_kvae(monkeypatch, capsys, "export", run, "--format", "tflite",
                               "--overwrite")
     assert_one_line_error(status, err, "conversion failed on purpose")

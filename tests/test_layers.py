@@ -196,6 +196,79 @@ def test_normal_decoder_rejects_bad_scale(scale):
         kv.NormalDecoder((3,), scale=scale)
 
 
+# ---------------------------------------------------------------- what each head says
+
+
+def _normal_with_large_scales(scale):
+    def make():
+        decoder = kv.NormalDecoder((2, 3), scale=scale, network=keras.layers.Identity())
+        decoder.build((None, 3))
+        if scale == "per_example":  # raw scales of 200: TFLite's softplus would give inf
+            kernel, bias = decoder.head.get_weights()
+            decoder.head.set_weights([kernel, np.tile([0.0, 200.0], 6).astype("float32")])
+        return decoder
+    return make
+
+
+@pytest.mark.parametrize("make, names", [
+    (lambda: kv.BernoulliDecoder((2, 3), network=keras.layers.Identity()), ["mean", "logits"]),
+    (_normal_with_large_scales("per_pixel"), ["mean", "scale"]),
+    (_normal_with_large_scales("per_example"), ["mean", "scale"]),
+    (_normal_with_large_scales(0.5), ["mean", "scale"]),
+])
+def test_export_outputs_equal_the_distribution_and_each_is_described(make, names):
+    decoder = make()
+    if not decoder.built:
+        decoder.build((None, 3))
+    z = np.random.default_rng(5).normal(size=(4, 3)).astype("float32")
+    outputs = decoder.export_outputs(z)
+    reference = decoder.reference_outputs(decoder(z))
+    assert list(outputs) == names and sorted(reference) == sorted(names)
+    assert sorted(decoder.output_meanings()) == sorted(names)
+    for name in names:
+        assert outputs[name].shape == (4, 2, 3)
+        np.testing.assert_allclose(outputs[name], reference[name], rtol=1e-6, atol=1e-6)
+
+
+def test_the_exported_mean_needs_every_parameter_but_a_per_pixel_scale():
+    bernoulli = kv.BernoulliDecoder((2, 3), hidden_units=(4,))
+    normal = kv.NormalDecoder((2, 3), hidden_units=(4,))
+    for decoder in (bernoulli, normal):
+        decoder.build((None, 3))
+    assert bernoulli.count_mean_params() == bernoulli.count_params()
+    assert normal.count_mean_params() == normal.count_params() - 6
+
+
+@pytest.mark.parametrize("layer_class, values, message", [
+    (kv.BernoulliDecoder, [0.0, 1.5], r"needs data in \[0, 1\]"),
+    (kv.BernoulliDecoder, [-0.5, 1.0], r"needs data in \[0, 1\]"),
+    (kv.BernoulliDecoder, [0.0, np.nan], "NaN or inf in its input data"),
+    (kv.NormalDecoder, [0.0, np.inf], "NaN or inf in its input data"),
+])
+def test_each_head_checks_the_data_it_needs(layer_class, values, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        layer_class((2,)).data_checks(tf.constant(values, tf.float32))
+
+
+def test_normal_data_need_only_be_finite():
+    kv.NormalDecoder((2,)).data_checks(tf.constant([-10.0, 300.0]))  # no error
+
+
+def test_bernoulli_data_are_drawn_binarised_and_normal_data_as_given():
+    from keras_vae import data
+
+    intensities = tf.fill((100, 100), 0.3)
+    bernoulli, normal = kv.BernoulliDecoder((100,)), kv.NormalDecoder((100,))
+    drawn = bernoulli.draw_data(intensities, [4, 2]).numpy()
+    assert set(np.unique(drawn)) == {0.0, 1.0}
+    # 10,000 Bernoulli(0.3) draws: standard error 0.0046, so 0.02 is over 4 of them.
+    assert abs(drawn.mean() - 0.3) < 0.02
+    np.testing.assert_array_equal(drawn, data.binarize(intensities, [4, 2]))
+    assert normal.draw_data(intensities, [4, 2]) is intensities
+    assert bernoulli.binarize and "binarised" in bernoulli.data_preparation
+    assert not normal.binarize and normal.data_preparation is None
+
+
 # ---------------------------------------------------------------- configs and errors
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_vae as kv
-from keras_vae import distribute
+from keras_vae import distribute, protocol
 from tests.helpers import closed_form_kl, max_abs_difference
 
 
@@ -379,3 +379,73 @@ def test_data_of_the_wrong_shape_fails_with_the_expected_shape(structured_data):
     with pytest.raises(ValueError, match=r"expects examples of shape \(8, 8, 1\); received a "
                                          r"batch of shape \(4, 64\)"):
         model.elbo_terms(structured_data[0][:4].reshape(4, 64))
+
+
+# ---------------------------------------------------------------- the model protocol
+
+
+def test_the_vae_implements_the_protocol():
+    model = _tiny_vae()
+    assert isinstance(model, protocol.LatentVariableModel)
+    assert model.latent_sizes == {"z": 4} and model.image_shape == (8, 8, 1)
+
+
+def test_log_importance_weights_are_log_p_x_z_minus_log_q_at_seeded_draws(structured_data):
+    model = _tiny_vae()
+    x = structured_data[1][:6]
+    weights = model.log_importance_weights(x, 5, seed=[3, 10]).numpy()
+    q, prior = model.encode(x), model.prior_distribution()
+    for k in range(5):  # draw k from the stateless seed [3, 10 + k] alone
+        z = q.mean() + q.stddev() * tf.random.stateless_normal([6, 4], seed=[3, 10 + k])
+        expected = model.decode(z).log_prob(x) + prior.log_prob(z) - q.log_prob(z)
+        np.testing.assert_allclose(weights[k], expected, rtol=1e-5)
+    # Chunks of draws give the same weights: 2 draws at [3, 10], then 3 at [3, 12].
+    chunks = np.concatenate([model.log_importance_weights(x, 2, seed=[3, 10]),
+                             model.log_importance_weights(x, 3, seed=[3, 12])])
+    np.testing.assert_allclose(chunks, weights, rtol=1e-6)
+    np.testing.assert_array_equal(model.log_importance_weights(x, 2, seed=3),
+                                  model.log_importance_weights(x, 2, seed=[3, 0]))
+
+
+def test_the_mean_log_weight_is_the_elbo_in_expectation(structured_data):
+    # The ELBO derives from the weights: E_q[log w] = E_q[log p(x|z)] - KL(q || p), which
+    # training computes with the analytic KL (elbo_terms).
+    model = _tiny_vae()
+    x = structured_data[1][:4]
+    log_weights = model.log_importance_weights(x, 4000, seed=1).numpy()
+    q = model.encode(x)
+    z = q.sample(4000, seed=[5, 6])
+    log_likelihood = model.log_likelihood_at(x, z).numpy()  # [4000, 4], other draws
+    analytic = log_likelihood.mean(0) - _closed_form_kl(q)
+    # 5 standard errors of the difference of two independent 4000-draw means.
+    spread = np.sqrt((log_weights.var(0) + log_likelihood.var(0)) / 4000)
+    estimate = kv.objectives.monte_carlo_elbo(log_weights).numpy()
+    assert np.all(np.abs(estimate - analytic) < 5 * spread), (estimate, analytic, spread)
+    assert np.all(kv.objectives.iwae_bound(log_weights).numpy() > estimate)  # L_K is tighter
+
+
+def test_elbo_terms_with_a_seed_repeat_the_stream_and_leave_it_alone(structured_data):
+    model = _tiny_vae(objective="iwae", iw_samples=3)
+    x = structured_data[1][:8]
+    state = model._noise_seed.numpy()
+    seeded = model.elbo_terms(x, seed=[11, 4])
+    np.testing.assert_array_equal(model._noise_seed.numpy(), state)  # untouched
+    model._noise_seed.assign([11, 4])
+    from_stream = model.elbo_terms(x)
+    for name in kv.objectives.ELBOTerms._fields:
+        np.testing.assert_array_equal(getattr(seeded, name), getattr(from_stream, name))
+
+
+def test_latent_diagnostics_give_the_posterior_mean_and_kl_per_dimension(structured_data):
+    model = _tiny_vae()
+    x = structured_data[1][:10]
+    (name, layer), = model.latent_diagnostics(x, seed=[0, 1]).items()
+    q = model.encode(x)
+    mu, s = q.mean().numpy().astype("float64"), q.stddev().numpy().astype("float64")
+    assert name == "z"
+    np.testing.assert_allclose(layer.posterior_mean, mu, rtol=1e-6)
+    np.testing.assert_allclose(layer.kl_per_dimension, 0.5 * (s**2 + mu**2 - 1 - np.log(s**2)),
+                               rtol=1e-4, atol=1e-6)
+    # A prior without a per-dimension KL (a mixture) reports NaN, not a wrong figure.
+    mixture = _tiny_vae(prior=_MixturePrior(4)).latent_diagnostics(x, seed=[0, 1])["z"]
+    assert np.all(np.isnan(mixture.kl_per_dimension))

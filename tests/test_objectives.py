@@ -174,3 +174,36 @@ def test_kl_weight_scales_only_the_kl_inside_the_importance_weights():
     weights = objectives.log_importance_weights(np.array([[-7.0]], "float32"), posterior,
                                                 prior, z, kl_weight=0.25)
     np.testing.assert_allclose(weights, -7.0 - 0.25 * log_ratio, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- draws and log weights
+
+
+def test_standard_normal_draws_take_draw_k_from_its_own_seed():
+    draws = objectives.standard_normal_draws([4, 20], 5, [3, 2]).numpy()
+    for k in range(5):
+        np.testing.assert_array_equal(draws[k], tf.random.stateless_normal([3, 2], [4, 20 + k]))
+    # So draws in chunks equal draws at once; an integer seed s means [s, 0].
+    np.testing.assert_array_equal(objectives.standard_normal_draws([4, 22], 3, [3, 2]),
+                                  draws[2:])
+    np.testing.assert_array_equal(objectives.standard_normal_draws(4, 1, [2]),
+                                  objectives.standard_normal_draws([4, 0], 1, [2]))
+
+
+def test_single_layer_log_weights_and_the_two_bounds_derived_from_them():
+    mu, sigma = np.array([[0.5, -1.0]], "float32"), np.array([[0.8, 1.3]], "float32")
+    posterior, prior = _diagonal_normal(mu, sigma), _standard_normal(2)
+    x = np.array([[1.0, 0.0, 1.0]], "float32")
+
+    def decode(z):  # p(x|z) with logits = z @ A
+        return tfd.Independent(tfd.Bernoulli(logits=z @ np.ones((2, 3), "float32")), 1)
+
+    log_weights = objectives.single_layer_log_weights(x, posterior, decode, prior, 3, [9, 0])
+    z = mu + sigma * objectives.standard_normal_draws([9, 0], 3, [1, 2]).numpy()
+    expected = [decode(z[k]).log_prob(x) + prior.log_prob(z[k]) - posterior.log_prob(z[k])
+                for k in range(3)]
+    np.testing.assert_allclose(log_weights, np.stack(expected), rtol=1e-5)
+    np.testing.assert_allclose(objectives.monte_carlo_elbo(log_weights),
+                               np.mean(expected, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(objectives.iwae_bound(log_weights),
+                               np.log(np.mean(np.exp(np.stack(expected)), axis=0)), rtol=1e-5)

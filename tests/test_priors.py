@@ -17,3 +17,12 @@ def test_prior_has_no_weights_and_round_trips_its_config():
     prior = kv.StandardNormalPrior(latent_dim=3, name="p")
     assert prior.weights == []
     assert kv.StandardNormalPrior.from_config(prior.get_config()).latent_dim == 3
+
+
+def test_the_model_hands_out_its_prior_layer_distribution():
+    prior = kv.StandardNormalPrior(latent_dim=2, name="prior")
+    model = kv.VAE(input_shape=(4,), latent_dim=2, hidden_units=(3,), prior=prior)
+    assert model.prior is prior
+    z = np.array([[0.5, -2.0]], "float32")
+    np.testing.assert_array_equal(model.prior_distribution().log_prob(z),
+                                  prior.distribution().log_prob(z))

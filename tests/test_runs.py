@@ -1,12 +1,18 @@
-"""Runs as folders that travel: test images shipped inside a run (test_examples.npz) round
-trip exactly, and the picture commands use them when the dataset is gone."""
+"""The run folder (runs.py): one owner of its file names; test images shipped inside a run
+(test_examples.npz) round trip exactly and serve the picture commands when the dataset is
+gone; new runs go to runs/ and --resume/--overwrite act only on a run the user names;
+protected (shipped) folders keep what they hold."""
 
+import json
+import pathlib
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from keras_vae import runs, train
+from keras_vae.errors import RunError
 from tests.helpers import tiny_train_config
 from tests.test_cli import assert_one_line_error, run_kvae
 
@@ -36,7 +42,7 @@ def test_grey_images_round_trip_exactly_and_others_are_refused(tmp_path):
 def test_a_missing_file_is_none_and_a_corrupt_one_one_line(tmp_path):
     assert runs.load_test_examples(tmp_path) is None
     (tmp_path / runs.TEST_EXAMPLES).write_bytes(b"not a zip")
-    with pytest.raises(train.RunError, match="test_examples.npz is corrupt .*pass --data-dir"):
+    with pytest.raises(RunError, match="test_examples.npz is corrupt .*pass --data-dir"):
         runs.load_test_examples(tmp_path)
 
 
@@ -46,7 +52,7 @@ def test_picture_commands_use_the_shipped_test_images_without_the_dataset(
     config = tiny_train_config(idx_folder, epochs=1)
     train.fit(config, run, verbose=0)
     assert runs.bundle_test_examples(run) == 20
-    split = train.load_splits(config)
+    split = runs.load_splits(config)
     expected = np.concatenate([np.asarray(batch) for batch in split.test])
     images, labels = runs.load_test_examples(run)
     np.testing.assert_array_equal(images, expected)  # binarised exactly as evaluate sees them
@@ -64,30 +70,121 @@ def test_picture_commands_use_the_shipped_test_images_without_the_dataset(
     assert status != 0 and "Traceback" not in err
 
 
-def test_fit_numbers_its_default_output_past_earlier_runs(idx_folder, tmp_path, monkeypatch,
-                                                          capsys):
+_TINY = ["--dataset", "custom", "--hidden-units", "16", "--latent-dim", "2", "--batch-size",
+         "10", "--epochs", "1"]
+
+
+def test_fit_puts_new_runs_in_runs_numbered_past_earlier_ones(idx_folder, tmp_path,
+                                                               monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    options = ["fit", "--dataset", "custom", "--data-dir", idx_folder, "--hidden-units", "16",
-               "--latent-dim", "2", "--batch-size", "10", "--epochs", "1"]
-    home = tmp_path / "saved_models"
-    shipped = home / "custom-bernoulli-mlp"  # stands for the model the repository ships
+    options = ["fit", *_TINY, "--data-dir", idx_folder]
+    shipped = tmp_path / "saved_models" / "custom-bernoulli-mlp"  # a model the repo ships
     shipped.mkdir(parents=True)
-    (shipped / "model.keras").write_text("shipped")
+    (shipped / runs.MODEL).write_text("shipped")
     # A bad option stays a one-line error: the notice comes only once training starts.
     monkeypatch.delenv("TF_CONFIG", raising=False)
     status, _, err = run_kvae(monkeypatch, capsys, *options, "--strategy", "multi-worker")
     assert_one_line_error(status, err, "--strategy multi-worker needs TF_CONFIG")
-    status, out, err = run_kvae(monkeypatch, capsys, *options)
-    assert status == 0, err
-    assert ("saved_models/custom-bernoulli-mlp holds a run already; this one goes to "
-            "saved_models/custom-bernoulli-mlp-2.") in err
-    assert (home / "custom-bernoulli-mlp-2" / "model.keras").is_file()
-    assert (shipped / "model.keras").read_text() == "shipped"  # untouched
-    # --overwrite (like --resume) means the last name in use, not a new one.
-    status, _, err = run_kvae(monkeypatch, capsys, *options, "--overwrite")
-    assert status == 0, err
-    assert ("--overwrite without --output: replacing saved_models/custom-bernoulli-mlp-2, the "
-            "last run of this name.") in err
-    assert sorted(path.name for path in home.iterdir()) == ["custom-bernoulli-mlp",
-                                                            "custom-bernoulli-mlp-2"]
-    assert (shipped / "model.keras").read_text() == "shipped"
+    for expected in ("custom-bernoulli-mlp", "custom-bernoulli-mlp-2"):
+        status, out, err = run_kvae(monkeypatch, capsys, *options)
+        assert status == 0, err
+        assert f"Trained runs/{expected}" in out
+        assert runs.is_run(tmp_path / "runs" / expected)
+    assert ("runs/custom-bernoulli-mlp holds a run already; this one goes to "
+            "runs/custom-bernoulli-mlp-2.") in err
+    assert sorted(path.name for path in (tmp_path / "saved_models").iterdir()) == [
+        "custom-bernoulli-mlp"]
+    assert (shipped / runs.MODEL).read_text() == "shipped"  # untouched
+
+
+@pytest.mark.parametrize("flag, verb", [("--overwrite", "replaces"), ("--resume", "continues")])
+def test_resume_and_overwrite_never_choose_a_run_the_user_did_not_name(flag, verb, idx_folder,
+                                                                       tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    options = ["fit", *_TINY, "--data-dir", idx_folder, flag]
+    status, _, err = run_kvae(monkeypatch, capsys, *options)
+    assert_one_line_error(status, err, f"{flag} {verb} only a run you name: pass --output RUN "
+                                       f"\\(there is no run named runs/custom-bernoulli-mlp yet\\)")
+    for name in ("custom-bernoulli-mlp", "custom-bernoulli-mlp-2"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+    status, _, err = run_kvae(monkeypatch, capsys, *options)
+    assert_one_line_error(status, err, "runs of this name: runs/custom-bernoulli-mlp, "
+                                       "runs/custom-bernoulli-mlp-2\\)")
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
+
+
+def test_a_published_run_carries_no_machine_path_and_refuses_replacement(
+        idx_folder, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "published"
+    train.fit(tiny_train_config(idx_folder, epochs=1), run, verbose=0)
+    runs.evaluate_run(runs.load_run(run))
+    runs.publish(run)
+    record = json.loads((run / runs.CONFIG).read_text())
+    assert record["train"]["data_dir"] is None
+    assert str(tmp_path) not in json.dumps(record)
+    assert "--replace-protected" in (run / runs.PROTECTED).read_text()
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", *_TINY, "--data-dir", idx_folder,
+                              "--output", run, "--overwrite")
+    assert_one_line_error(status, err, "published is a protected model folder .*"
+                                       "--replace-protected")
+    # kvae evaluate prints its figures but keeps the published metrics.json.
+    with pytest.warns(UserWarning, match="is protected: its metrics.json and "
+                                         "per_example.csv are kept"):
+        status, out, err = run_kvae(monkeypatch, capsys, "evaluate", run, "--data-dir",
+                                    idx_folder, "--seed", "3")
+    assert status == 0 and "elbo" in out, err
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    # Asked explicitly, evaluate replaces them.
+    runs.evaluate_run(runs.load_run(run), seed=3, data_dir=str(idx_folder),
+                      replace_protected=True)
+    assert json.loads((run / runs.METRICS).read_text())["seed"] == 3
+
+
+def test_an_older_config_json_with_a_relative_data_dir_stays_readable(idx_folder, tmp_path,
+                                                                      monkeypatch):
+    run = tmp_path / "run"
+    train.fit(tiny_train_config(idx_folder, epochs=1), run, verbose=0)
+    record = json.loads((run / runs.CONFIG).read_text())
+    record["train"]["data_dir"] = "idx"  # as given, by the versions before this one
+    del record["train"]["precision"]  # an option added since: takes its default
+    (run / runs.CONFIG).write_text(json.dumps(record))
+    monkeypatch.chdir(tmp_path)  # where that run was made
+    loaded = runs.load_run(run)
+    assert loaded.config.data_dir == "idx" and loaded.config.precision == "float32"
+    assert runs.evaluate_run(loaded)[1] == 20
+
+
+# Files that still spell a run's file names and must ask runs.py instead (their owners
+# switch them; then this set is emptied).
+_PENDING = {"cli/main.py"}
+
+
+def test_only_runs_py_spells_the_run_folders_file_names():
+    root = pathlib.Path(__file__).resolve().parents[1]
+    names = (runs.CONFIG, runs.MODEL, runs.HISTORY, runs.METRICS, runs.PER_EXAMPLE,
+             runs.TEST_EXAMPLES, runs.EVALUATION_PROGRESS)
+    pattern = re.compile("|".join(re.escape(f'"{name}"') for name in names))
+    offenders = sorted(
+        str(path.relative_to(root)) for folder in ("keras_vae", "cli")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "runs.py" and pattern.search(path.read_text()))
+    assert [path for path in offenders if path not in _PENDING] == []
+
+
+@pytest.mark.integration
+def test_reading_and_evaluating_a_run_never_imports_the_trainer(idx_folder, tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    train.fit(tiny_train_config(idx_folder, epochs=1), run, verbose=0)
+    code = ("import sys\nfrom keras_vae import runs\n"
+            f"runs.evaluate_run(runs.load_run({str(run)!r}))\n"
+            "assert 'keras_vae.train' not in sys.modules, 'runs imported the trainer'\n"
+            "assert 'keras_vae.lifecycle' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -1,7 +1,10 @@
 """The reference model in saved_models/mnist-bernoulli-mlp: every file it promises, its size
-and the README's statement of it, the command that made it, its recorded test figures against
-a fresh evaluation, its exports against the Keras model, and the offline demo commands."""
+and the README's statement of it, the command that made it (the build script's, from the
+burda-mnist preset), its protection and the absence of machine paths, its recorded test
+figures against a fresh evaluation, its exports against the Keras model, and the offline demo
+commands."""
 
+import dataclasses
 import json
 import pathlib
 import re
@@ -10,21 +13,27 @@ import shlex
 import numpy as np
 import pytest
 
-from keras_vae import evaluation, export, runs, train
+import click.core
+
+from keras_vae import data, evaluation, export, files, presets, runs, train
+from keras_vae.config import TrainConfig
+from keras_vae.errors import RunError
 from keras_vae.cli.main import cli
 from tests.helpers import mnist_dir
 from tests.test_cli import run_kvae
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 SHIPPED = REPOSITORY / "saved_models" / "mnist-bernoulli-mlp"
-FILES = ["MODEL_CARD.md", "config.json", "history.csv", "metrics.json", "model.keras",
-         "per_example.csv", "test_examples.npz", "export/saved_model/saved_model.pb",
-         "export/tflite/decoder.tflite", "export/tflite/encoder.tflite",
+BUILD_SCRIPT = REPOSITORY / "saved_models" / "build_mnist_bernoulli_mlp.sh"
+FILES = ["MODEL_CARD.md", runs.PROTECTED, "config.json", "history.csv", "metrics.json",
+         "model.keras", "per_example.csv", "test_examples.npz",
+         "export/saved_model/saved_model.pb", "export/tflite/decoder.tflite",
+         "export/tflite/encoder.tflite",
          "export/tflite/metadata.json", "export/tflite-float16/decoder.tflite",
          "export/tflite-float16/metadata.json"]
 README = (REPOSITORY / "README.md").read_text()
 # Epoch 0's mean training ELBO moves fast (from about -540 to -110 nats), so it depends on the
-# random stream: the README command cut to one epoch gave -167.29, -171.85, -169.90 and
+# random stream: the shipped model's command cut to one epoch gave -167.29, -171.85, -169.90 and
 # -172.65 nats at seeds 0-3, and -172.87 (the shipped history's row, bit for bit) at seed 0
 # with the code of commit 9182775 that started the shipped run; commit 02848d6 changed the
 # stream (the seed is now set before the pipelines). Standard deviation 2.3 nats, so two
@@ -48,36 +57,57 @@ def test_the_folder_holds_every_file_and_stays_under_15_mb():
     assert abs(float(stated[1]) - size / 1e6) < 0.05, (stated[1], size)
 
 
-def _fit_command(text):
-    """The `kvae fit` line of the reference model in ``text``, as arguments."""
-    lines = [line for line in text.splitlines()
-             if line.strip().startswith("kvae fit") and "--steps-per-execution 100" in line]
+def _build_command():
+    """The arguments of the build script's `kvae fit` line."""
+    lines = [line for line in BUILD_SCRIPT.read_text().splitlines()
+             if line.strip().startswith("kvae fit")]
     assert len(lines) == 1, lines
-    return shlex.split(lines[0])[2:]
+    return [word for word in shlex.split(lines[0])[2:] if word != "${resume[@]}"]
 
 
 def _config_of(arguments):
-    """The training options ``kvae fit ARGUMENTS`` would run with, minus where the data are."""
+    """The TrainConfig ``kvae fit ARGUMENTS`` trains: the options of its --preset, then those
+    given on the command line, which win (presets.py)."""
+    arguments = list(arguments)
+    preset = {}
+    if "--preset" in arguments:
+        at = arguments.index("--preset")
+        preset = presets.get(arguments[at + 1]).options
+        del arguments[at:at + 2]
     context = cli.commands["fit"].make_context("fit", arguments)
-    options = {name: value for name, value in context.params.items()
-               if name not in ("preset", "output", "resume", "overwrite")}
-    values = train.TrainConfig(**options).to_json()
-    values.pop("data_dir")  # where MNIST was, not how the model was made
-    return values
+    fields = TrainConfig.defaults()
+    given = {name: value for name, value in context.params.items() if name in fields and
+             context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    return TrainConfig(**{**preset, **given})
 
 
-def test_the_readme_command_is_the_one_that_made_the_model():
-    from_readme = _config_of(_fit_command(README))
-    recorded = json.loads((SHIPPED / "config.json").read_text())["train"]
-    recorded.pop("data_dir")
-    assert from_readme == recorded
+def test_the_build_script_command_is_the_one_that_made_the_model():
+    arguments = _build_command()
+    assert arguments[:2] == ["--preset", presets.SHIPPED_MODELS["mnist-bernoulli-mlp"]]
+    made = _config_of(arguments).to_json()
+    assert made.pop("data_dir") == "$data"  # where MNIST was, not how the model was made
+    recorded = json.loads((SHIPPED / runs.CONFIG).read_text())["train"]
+    assert recorded.pop("data_dir") is None  # a shipped run carries no machine path
+    assert made == recorded
     assert recorded["epochs"] == 121 and recorded["learning_rate_schedule"] == "burda"
-    # The build script runs the same command (its data and output are variables there).
-    script = (REPOSITORY / "saved_models" / "build_mnist_bernoulli_mlp.sh").read_text()
-    assert _config_of(_fit_command(script.replace(' "${resume[@]}"', ""))) == from_readme
     # Every epoch of the protocol is in the history, once.
-    rows = np.loadtxt(SHIPPED / "history.csv", delimiter=",", skiprows=1)
+    rows = np.loadtxt(SHIPPED / runs.HISTORY, delimiter=",", skiprows=1)
     assert list(rows[:, 0]) == list(range(121))
+
+
+def test_the_shipped_folder_is_protected_against_every_default(tmp_path):
+    assert runs.protected_folder(SHIPPED) == SHIPPED
+    # Data that do not exist: were the protection broken, fit would stop on them before
+    # writing anything, with a DataError instead of this RunError.
+    config = presets.train_config("burda-mnist", dataset="custom",
+                                  data_dir=str(tmp_path / "absent"))
+    for options in (dict(overwrite=True), dict(resume=True)):
+        with pytest.raises(RunError, match="protected model folder .*--replace-protected"):
+            train.fit(config, SHIPPED, verbose=0, **options)
+    with pytest.raises(RunError, match="protected"), \
+            files.staged_directory(SHIPPED / "export" / "tflite", overwrite=True):
+        pass
+    assert not runs.partial_dir(SHIPPED).exists()
 
 
 def test_the_model_card_and_readme_quote_the_recorded_figures():
@@ -111,7 +141,7 @@ def test_demo_commands_work_offline(shipped, tmp_path, monkeypatch, capsys):
     def no_dataset(*args, **kwargs):
         raise AssertionError("the demo must not need the dataset")
 
-    monkeypatch.setattr(train, "load_splits", no_dataset)
+    monkeypatch.setattr(data, "make_splits", no_dataset)
     for command, options in (("sample", ["--num", "64"]), ("latent-plot", []),
                              ("interpolate", [])):
         out = tmp_path / f"{command}.png"
@@ -127,7 +157,7 @@ def test_recorded_figures_match_a_fresh_evaluation(shipped):
         pytest.skip("MNIST not found in ../shared/data/mnist (set KVAE_MNIST_DIR)")
     metrics = json.loads((SHIPPED / "metrics.json").read_text())
     recorded = np.genfromtxt(SHIPPED / "per_example.csv", delimiter=",", names=True)
-    test = train.load_splits(shipped.data_config(data_dir=str(source))).test
+    test = runs.load_splits(shipped.data_config(data_dir=str(source))).test
     images = np.concatenate([np.asarray(batch) for batch in test])
     # Other noise (seed 1): the test ELBO agrees within Monte Carlo error, measured on the
     # per-example differences (the images are the same, so only the draws differ).
@@ -145,20 +175,16 @@ def test_recorded_figures_match_a_fresh_evaluation(shipped):
 
 
 @pytest.mark.integration
-def test_the_readme_command_reproduces_the_first_epoch(tmp_path, monkeypatch, capsys):
-    """The README's command, cut to its first epoch (the learning rate of Burda's stage 0 does
-    not depend on the epoch count), trains as the shipped run did: its mean training ELBO of
-    epoch 0 agrees with the shipped history's first row within the spread of random streams
-    (REPRODUCED_EPOCH_NATS)."""
+def test_the_build_command_reproduces_the_first_epoch(tmp_path):
+    """The build script's command, cut to its first epoch (the learning rate of Burda's stage
+    0 does not depend on the epoch count), trains as the shipped run did: its mean training
+    ELBO of epoch 0 agrees with the shipped history's first row within the spread of random
+    streams (REPRODUCED_EPOCH_NATS)."""
     source = mnist_dir()
     if source is None:
         pytest.skip("MNIST not found in ../shared/data/mnist (set KVAE_MNIST_DIR)")
-    arguments = _fit_command(README)
-    for option, value in (("--data-dir", str(source)), ("--epochs", "1"),
-                          ("--output", str(tmp_path / "run"))):
-        arguments[arguments.index(option) + 1] = value
-    status, _, err = run_kvae(monkeypatch, capsys, "fit", *arguments)
-    assert status == 0, err
-    first = np.genfromtxt(tmp_path / "run" / "history.csv", delimiter=",", names=True)
-    shipped_first = np.genfromtxt(SHIPPED / "history.csv", delimiter=",", names=True)[0]
+    config = dataclasses.replace(_config_of(_build_command()), data_dir=str(source), epochs=1)
+    train.fit(config, tmp_path / "run", verbose=0)
+    first = np.genfromtxt(tmp_path / "run" / runs.HISTORY, delimiter=",", names=True)
+    shipped_first = np.genfromtxt(SHIPPED / runs.HISTORY, delimiter=",", names=True)[0]
     assert abs(float(first["elbo"]) - float(shipped_first["elbo"])) < REPRODUCED_EPOCH_NATS

@@ -1,0 +1,151 @@
+"""``ELBOModel``: the Keras side that every model of the family shares (the one-layer ``VAE``
+today; learned priors and hierarchies later).
+
+A subclass implements the model protocol (``protocol.LatentVariableModel``); this base trains
+it on ``elbo_terms``. Per step it minimises the mean over the global batch of
+``elbo_terms(x).loss`` (nats per example) and tracks the epoch means of ``loss``, ``elbo``,
+``reconstruction`` and ``kl``. It owns the weight of the KL term (a variable a callback may
+change without retracing) and the reparameterisation noise stream: a stateless seed
+[base, step] saved with the weights, from which every replica draws the noise of the whole
+global batch and keeps its own rows, so N replicas train exactly like one device and a resumed
+run continues the same stream (Kingma & Welling 2014 for the estimator).
+"""
+
+import random
+
+import keras
+import tensorflow as tf
+
+from keras_vae import distribute
+from keras_vae.config import check_kl_weight
+
+
+class ELBOModel(keras.Model):
+    """Base ``keras.Model`` whose ``train_step``/``test_step`` use ``self.elbo_terms``.
+
+    A subclass builds its layers, then calls ``_add_training_state(kl_weight)`` (the order of
+    creation fixes the order of the saved weights), and implements the protocol.
+    """
+
+    def _add_training_state(self, kl_weight):
+        self._kl_weight = self.add_weight(
+            name="kl_weight", shape=(), trainable=False,
+            initializer=keras.initializers.Constant(check_kl_weight(kl_weight)))
+        # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
+        # resumed run continues the same noise stream. "only_first_replica" lets every replica
+        # of a MirroredStrategy step increment it once (see _posterior_noise).
+        self._noise_seed = self.add_weight(
+            name="noise_seed", shape=(2,), dtype="int64", trainable=False,
+            aggregation="only_first_replica",
+            initializer=keras.initializers.Constant([random.randint(0, 2**31 - 1), 0]))
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def kl_weight(self):
+        """Current weight of the KL term (a Python float)."""
+        return float(keras.ops.convert_to_numpy(self._kl_weight))
+
+    @kl_weight.setter
+    def kl_weight(self, value):
+        self._kl_weight.assign(check_kl_weight(value))
+
+    # ----------------------------------------------------------------- training
+
+    def train_step(self, data):
+        x = _features_of(data)
+        with tf.GradientTape() as tape:
+            terms = self.elbo_terms(x, training=True)
+            # Sum over this replica's examples divided by the *global* batch size: Keras sums
+            # the replicas' gradients, so this gives the mean over the global batch under any
+            # number of replicas (DESIGN.md, trap 3).
+            loss = tf.nn.compute_average_loss(terms.loss)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        return self._update_metrics(self.elbo_terms(_features_of(data), training=False))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Overrides a Keras (3.15, TF backend) hook: under a strategy, fit and evaluate first
+        # all-reduce the whole first batch across replicas only to trace the compiled loss and
+        # metrics. That fails whenever the first batch splits unevenly (a validation set
+        # smaller than the batch, say: "Inputs to operation AddN must have the same size", or
+        # across workers "Shape mismatch in the collective instance"). The model is built at
+        # construction and has no compiled loss or metrics, so only the optimizer is left.
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        # Listing the trackers here makes Keras reset them every epoch and read the logged
+        # values from them (epoch means over every replica), not from the last step.
+        return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker,
+                self.kl_tracker]
+
+    def _update_metrics(self, terms):
+        self.loss_tracker.update_state(terms.loss)
+        self.elbo_tracker.update_state(terms.elbo)
+        self.reconstruction_tracker.update_state(terms.reconstruction)
+        self.kl_tracker.update_state(terms.kl)
+        results = {metric.name: metric.result() for metric in self.metrics}
+        if distribute.is_multi_worker(tf.distribute.get_strategy()):
+            # Keras reduces these across workers with reduce(MEAN, axis=0), which fails on
+            # scalars ("Invalid reduction dimension 0", DESIGN.md trap 5); every replica holds
+            # the same global value, so a shape-[1] copy reduces to that value.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    # ----------------------------------------------------------------- noise
+
+    def _noise(self, batch_size, num_draws, seed=None):
+        """eps ~ N(0, I) [num_draws, batch_size, total latent size]: from the stateless
+        ``seed`` when given (evaluation: reproducible, the stream untouched), else from the
+        model's stream (``_posterior_noise``). On one device both draw
+        stateless_normal([num_draws, batch_size, size], seed), so seed [a, b] gives the noise
+        the stream gives at state [a, b]."""
+        if seed is None:
+            return self._posterior_noise(batch_size, num_draws)
+        return tf.random.stateless_normal(
+            [num_draws, batch_size, self._latent_size()],
+            seed=tf.cast(tf.convert_to_tensor(seed), tf.int32), dtype=tf.float32)
+
+    def _posterior_noise(self, batch_size, num_draws=1):
+        """eps ~ N(0, I) [num_draws, batch_size, total latent size] for this replica's share
+        of the global batch.
+
+        Every replica draws the noise of the whole global batch from the same stateless seed
+        and keeps its own rows, so example i of a global batch gets the same noise however many
+        replicas share the batch: N replicas train exactly like one device (and unlike
+        keras.random with a SeedGenerator, replicas do not reuse each other's noise, DESIGN.md
+        trap 11). Uneven final batches may share a few rows between replicas; each example
+        still gets a standard Normal draw.
+        """
+        context = tf.distribute.get_replica_context()
+        replica, num_replicas = 0, 1
+        if context is not None:
+            replica, num_replicas = context.replica_id_in_sync_group, context.num_replicas_in_sync
+        seed = tf.cast(self._noise_seed, tf.int32)
+        self._noise_seed.assign_add(tf.constant([0, 1], tf.int64))
+        noise = tf.random.stateless_normal(
+            [num_draws, num_replicas * batch_size, self._latent_size()], seed=seed,
+            dtype=tf.float32)
+        start = tf.cast(replica, tf.int32) * batch_size
+        return noise[:, start:start + batch_size]
+
+    def _latent_size(self):
+        """Latent variables per example over every layer: the width of the noise."""
+        return sum(self.latent_sizes.values())
+
+
+def _features_of(data):
+    """The x of a batch given as x, (x,), (x, y) or (x, y, sample_weight); labels are ignored."""
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x
