@@ -273,8 +273,8 @@ def _resolved_config(*arguments):
     from keras_vae.cli.main import cli
 
     context = cli.commands["fit"].make_context("fit", list(arguments))
-    values = {name: value for name, value in context.params.items()
-              if name not in ("preset", "output", "resume", "overwrite")}
+    fields = train.TrainConfig.defaults()
+    values = {name: value for name, value in context.params.items() if name in fields}
     return train_config(context, context.params["preset"], values)
 
 
