@@ -10,6 +10,10 @@ import warnings
 
 import click
 
+# Pure-Python modules only (no TensorFlow): `kvae --help` and argument errors answer at once.
+from keras_vae import config as options
+from keras_vae.cli import fit_options
+
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     return f"Warning: {message}\n"
@@ -31,87 +35,18 @@ def cli():
     """
 
 
-def _parse_hidden_units(context, parameter, value):
-    if value is None:
-        return None
-    try:
-        units = tuple(int(part) for part in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers "
-                                 f"such as 200,200.") from None
-    if not units or min(units) <= 0:
-        raise click.BadParameter(f"{value!r}: every size must be a positive integer.")
-    return units
 
 
 @cli.command(epilog=_examples(
     "kvae fit --dataset mnist",
+    "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --epochs 1",
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
     "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
     "kvae fit --dataset mnist --output saved_models/run1 --resume",
     "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear",
     "kvae fit --dataset mnist --strategy mirrored --batch-size 256",
     "TF_CONFIG='{...}' kvae fit --dataset mnist --strategy multi-worker --output /shared/run"))
-@click.option("--dataset", default="mnist", show_default=True,
-              help="TFDS image dataset name (mnist, fashion_mnist, kmnist, cifar10, ...).")
-@click.option("--data-dir", type=click.Path(), default=None,
-              help="Local data: a folder of MNIST IDX files, an .npz, or a folder of images.")
-@click.option("--likelihood", type=click.Choice(["bernoulli", "normal"]), default="bernoulli",
-              show_default=True)
-@click.option("--architecture", type=click.Choice(["mlp", "conv"]), default="mlp",
-              show_default=True)
-@click.option("--latent-dim", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--hidden-units", default=None, callback=_parse_hidden_units,
-              help="Comma-separated layer sizes (mlp) or filter counts (conv) "
-                   "[default: 500,500 for mlp, 32,64 for conv].")
-@click.option("--activation", default="relu", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Global batch (split across replicas under a --strategy).")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=1e-3,
-              show_default=True)
-@click.option("--learning-rate-schedule", type=click.Choice(["constant", "cosine", "burda"]),
-              default="cosine", show_default=True,
-              help="cosine: decay the learning rate to 0 over the run (half a cosine); "
-                   "burda: stage i of 3^i epochs at lr * 10^(-i/7) (Burda et al. 2016).")
-@click.option("--adam-epsilon", type=click.FloatRange(min=0, min_open=True), default=1e-7,
-              show_default=True, help="Adam's epsilon (Burda et al. used 1e-4).")
-@click.option("--kl-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Weight of the KL term (beta); 1 trains on the ELBO.")
-@click.option("--objective", type=click.Choice(["elbo", "iwae"]), default="elbo",
-              show_default=True, help="iwae: the importance-weighted bound of Burda et al.")
-@click.option("--iw-samples", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Posterior draws K per training example (the IWAE's K).")
-@click.option("--free-bits", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Floor in nats on the batch-mean KL of each latent group; 0: off.")
-@click.option("--free-bits-groups", type=click.IntRange(min=1), default=None,
-              help="Equal groups of latents for --free-bits [default: one per dimension].")
-@click.option("--kl-warmup", type=click.Choice(["none", "linear", "cyclical"]), default="none",
-              show_default=True, help="Raise the KL weight from 0 to --kl-weight.")
-@click.option("--kl-warmup-length", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Warm-up length (the cycle length for cyclical), in --kl-warmup-unit.")
-@click.option("--kl-warmup-unit", type=click.Choice(["epochs", "steps"]), default="epochs",
-              show_default=True)
-@click.option("--kl-warmup-ratio", type=click.FloatRange(min=0, max=1, min_open=True),
-              default=0.5, show_default=True,
-              help="Rising fraction of each cycle (cyclical warm-up).")
-@click.option("--validation-fraction", type=click.FloatRange(min=0, max=1, max_open=True),
-              default=1 / 12, show_default="1/12",
-              help="Share of the training images held out for validation; 0 trains on all "
-                   "of them (the Burda et al. protocol).")
-@click.option("--steps-per-execution", type=click.IntRange(min=1), default=1,
-              show_default=True,
-              help="Training steps per tf.function call: less Python per step, which matters "
-                   "at small batches (100 at batch 20: 2.2x faster, benchmarks/RESULTS.md).")
-@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multi-worker"]),
-              default="auto", show_default=True,
-              help="auto: all GPUs when there are 2 or more, else one device; mirrored: all "
-                   "GPUs of this machine; multi-worker: the machines TF_CONFIG lists. "
-                   "--batch-size is the global batch, split across them.")
-@click.option("--precision", type=click.Choice(["float32", "mixed_float16", "mixed_bfloat16"]),
-              default="float32", show_default=True,
-              help="Mixed precision for GPUs; log_prob, KL and log-sum-exp stay in float32.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@fit_options.train_options
 @click.option("--output", type=click.Path(), default=None,
               help="Run directory [default: runs/<dataset>-<likelihood>-<architecture>,"
                    " numbered -2, -3, ... when that name holds a run].")
@@ -121,13 +56,13 @@ def _parse_hidden_units(context, parameter, value):
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
 @click.option("--replace-protected", is_flag=True,
               help="Allow --overwrite or --resume of a protected (shipped) model folder.")
-def fit(output, resume, overwrite, replace_protected, **options):
+@click.pass_context
+def fit(context, preset, output, resume, overwrite, replace_protected, **values):
     """Train a VAE and write its run directory."""
-    from keras_vae import train
-
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other; choose one.")
-    config = train.TrainConfig(**options)
+    # Checked before TensorFlow is imported: an option error answers at once.
+    config = fit_options.train_config(context, preset, values)
     from keras_vae import runs
 
     notice = None
@@ -135,17 +70,20 @@ def fit(output, resume, overwrite, replace_protected, **options):
         output, notice = runs.default_output(config, resume=resume, overwrite=overwrite)
     import keras
 
-    from keras_vae import lifecycle
+    from keras_vae import lifecycle, train
+    from keras_vae.callbacks import epoch_progress
 
     # The notice comes as training starts: after every check, so an error stays the only line.
     started = [keras.callbacks.LambdaCallback(
         on_train_begin=lambda logs: click.echo(notice, err=True))] if notice else []
+    verbose, progress = epoch_progress.progress_for(sys.stdout)
     try:
         metrics = train.fit(config, output, resume=resume, overwrite=overwrite,
-                            replace_protected=replace_protected, callbacks=started)
+                            replace_protected=replace_protected, verbose=verbose,
+                            callbacks=[*started, *progress])
     except KeyboardInterrupt:
-        if sys.stdout.isatty():
-            click.echo()  # the message starts on a line of its own, not after a progress bar
+        # The message starts on a line of its own, not after a progress bar.
+        epoch_progress.end_progress_line(sys.stdout)
         _fail(lifecycle.interrupted_message(output), status=130)
     click.echo(_summary(f"Trained {output}", metrics))
 
@@ -159,30 +97,22 @@ _data_options = [
 ]
 
 
+def _out_option(default):
+    return click.option("--out", type=click.Path(dir_okay=False), default=default,
+                        show_default=True,
+                        help="PNG file to write; missing folders are created.")
+
+
+def _say_which_test_images(written):
+    if written.shipped_test_images is not None:
+        click.echo(f"Using the {written.num_test_images} test images shipped in "
+                   f"{written.shipped_test_images} (--data-dir for others).", err=True)
+
+
 def _with_data_options(function):
     for option in reversed(_data_options):
         function = option(function)
     return function
-
-
-def _test_data(run, dataset, data_dir):
-    """(images [N, ...] float32, labels or None) of the test split a run is evaluated on; a
-    run that ships test_examples.npz uses those unless --dataset or --data-dir is given."""
-    import numpy as np
-
-    from keras_vae import data, runs, train
-
-    if dataset is None and data_dir is None and run.directory is not None:
-        shipped = runs.load_test_examples(run.directory)
-        if shipped is not None:
-            click.echo(f"Using the {len(shipped[0])} test images shipped in "
-                       f"{run.directory / runs.TEST_EXAMPLES} (--data-dir for others).",
-                       err=True)
-            return shipped
-    splits = train.load_splits(run.data_config(dataset, data_dir))
-    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
-    images = np.concatenate([np.asarray(batch) for batch in splits.test])
-    return images, splits.test_labels
 
 
 @cli.command(epilog=_examples(
@@ -217,34 +147,28 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size):
 @_run_argument
 @click.option("--num", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True)
+@_out_option("samples.png")
 def sample(run, num, seed, out):
     """Draw z from the prior and save the decoded means as a PNG grid."""
-    from keras_vae import plots, runs
+    from keras_vae import figures
 
-    model = runs.load_run(run).model
-    plots.save_png(plots.image_grid(model.sample(num, seed=seed).numpy()), out)
-    click.echo(f"Wrote {num} samples to {out}")
+    written = figures.write_samples(run, out, num, seed)
+    click.echo(f"Wrote {written.count} samples to {written.path}")
 
 
 @cli.command(epilog=_examples("kvae reconstruct saved_models/mnist-bernoulli-mlp --num 16 "
                               "--out recon.png"))
 @_run_argument
 @click.option("--num", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False), default="recon.png", show_default=True)
+@_out_option("recon.png")
 @_with_data_options
 def reconstruct(run, num, out, dataset, data_dir):
     """Save test images (top row) above their reconstructions (bottom row)."""
-    import numpy as np
+    from keras_vae import figures
 
-    from keras_vae import plots, runs
-
-    loaded = runs.load_run(run)
-    images, _ = _test_data(loaded, dataset, data_dir)
-    originals = images[:num]
-    pairs = np.concatenate([originals, loaded.model.reconstruct(originals).numpy()])
-    plots.save_png(plots.image_grid(pairs, num_columns=len(originals)), out)
-    click.echo(f"Wrote {len(originals)} reconstructions to {out}")
+    written = figures.write_reconstructions(run, out, num, dataset, data_dir)
+    _say_which_test_images(written)
+    click.echo(f"Wrote {written.count} reconstructions to {written.path}")
 
 
 @cli.command(epilog=_examples("kvae interpolate saved_models/mnist-bernoulli-mlp --steps 10 "
@@ -255,24 +179,15 @@ def reconstruct(run, num, out, dataset, data_dir):
               help="Number of image pairs, one row each.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Chooses which test images are paired.")
-@click.option("--out", type=click.Path(dir_okay=False), default="interp.png", show_default=True)
+@_out_option("interp.png")
 @_with_data_options
 def interpolate(run, steps, pairs, seed, out, dataset, data_dir):
     """Decode points on the line between the posterior means of two test images."""
-    import numpy as np
+    from keras_vae import figures
 
-    from keras_vae import plots, runs
-
-    loaded = runs.load_run(run)
-    images, _ = _test_data(loaded, dataset, data_dir)
-    chosen = np.random.default_rng(seed).choice(len(images), size=2 * pairs,
-                                                replace=len(images) < 2 * pairs)
-    means = loaded.model.encode(images[chosen]).mean().numpy()
-    rows = [plots.interpolation_points(means[2 * i], means[2 * i + 1], steps)
-            for i in range(pairs)]
-    decoded = loaded.model.decode(np.concatenate(rows)).mean().numpy()
-    plots.save_png(plots.image_grid(decoded, num_columns=steps), out)
-    click.echo(f"Wrote {pairs} interpolations of {steps} steps to {out}")
+    written = figures.write_interpolations(run, out, steps, pairs, seed, dataset, data_dir)
+    _say_which_test_images(written)
+    click.echo(f"Wrote {written.count} interpolations of {steps} steps to {written.path}")
 
 
 @cli.command("latent-plot", epilog=_examples("kvae latent-plot saved_models/mnist-bernoulli-mlp "
@@ -280,26 +195,17 @@ def interpolate(run, steps, pairs, seed, out, dataset, data_dir):
 @_run_argument
 @click.option("--num", type=click.IntRange(min=1), default=5000, show_default=True,
               help="Number of test examples to plot.")
-@click.option("--out", type=click.Path(dir_okay=False), default="latent.png", show_default=True)
+@_out_option("latent.png")
 @_with_data_options
 def latent_plot(run, num, out, dataset, data_dir):
     """Scatter test-set posterior means, coloured by label (first two principal components
     when the latent space has more than two dimensions)."""
-    import numpy as np
+    from keras_vae import figures
 
-    from keras_vae import plots, runs
-
-    loaded = runs.load_run(run)
-    images, labels = _test_data(loaded, dataset, data_dir)
-    means = loaded.model.encode(images[:num]).mean().numpy()
-    if means.shape[1] == 1:
-        points = np.concatenate([means, np.zeros_like(means)], axis=1)
-    elif means.shape[1] == 2:
-        points = means
-    else:
-        points = plots.principal_components(means)
-    plots.save_png(plots.latent_scatter(points, None if labels is None else labels[:num]), out)
-    click.echo(f"Wrote the posterior means of {len(means)} test examples to {out}")
+    written = figures.write_latent_plot(run, out, num, dataset, data_dir)
+    _say_which_test_images(written)
+    click.echo(f"Wrote the posterior means of {written.count} test examples to "
+               f"{written.path}")
 
 
 @cli.command(epilog=_examples(
@@ -308,9 +214,9 @@ def latent_plot(run, num, out, dataset, data_dir):
     "kvae export saved_models/mnist-bernoulli-mlp --format tflite --quantize float16",
     "kvae export model.keras --format tflite --output deploy/ --overwrite"))
 @_run_argument
-@click.option("--format", "export_format", type=click.Choice(["saved_model", "tflite"]),
+@click.option("--format", "export_format", type=click.Choice(options.EXPORT_FORMATS),
               default="saved_model", show_default=True)
-@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic-int8", "int8"]),
+@click.option("--quantize", type=click.Choice(options.QUANTIZATIONS),
               default="none", show_default=True,
               help="TFLite weights: float32, float16 (half size), int8 weights, or full int8.")
 @click.option("--output", type=click.Path(file_okay=False), default=None,
@@ -393,8 +299,10 @@ def _fail(message, status=1):
 
 def main():
     """Entry point: runs the group and turns every expected failure into one line."""
+    from keras_vae import quiet
     from keras_vae.errors import KerasVAEError
 
+    quiet.silence_tensorflow_start_up()
     try:
         status = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
@@ -402,7 +310,18 @@ def main():
     except click.ClickException as error:
         _fail(error.format_message(), status=error.exit_code)
     except (KerasVAEError, ValueError, OSError) as error:
-        if os.environ.get("KVAE_DEBUG"):
+        if quiet.debugging():
             raise
-        _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        _fail(_first_line(error))
+    except Exception as error:  # noqa: BLE001 - a failure no check foresaw: still one line
+        if quiet.debugging():
+            raise
+        _fail(f"{_first_line(error)} ({type(error).__name__}; KVAE_DEBUG=1 shows the "
+              f"traceback).")
     sys.exit(status if isinstance(status, int) else 0)
+
+
+def _first_line(error):
+    """The first non-blank line of an exception's message, or its type's name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

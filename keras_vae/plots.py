@@ -1,15 +1,18 @@
-"""Pictures of a model: sample grids, reconstructions, interpolations, latent scatter plots.
+"""Pixel drawing: arrays to PIL images (image grids, scatter plots), and PNG files.
 
 Pure functions from arrays to PIL images (Pillow only, no plotting library), saved as PNG by
-``save_png``, which writes to a temporary file and renames it into place.
+``save_png``, which creates missing folders and writes to a temporary file renamed into
+place. What a figure shows (which images, which latent points) is ``figures.py``'s.
 """
 
+import io
 import math
 import pathlib
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_vae.errors import ConfigError
 from keras_vae.files import replace_atomically
 
 # Ten colours that stay distinct for the ten classes of MNIST-like data (Tableau 10).
@@ -39,19 +42,6 @@ def image_grid(images, num_columns=None, padding=2, scale=2):
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
 
 
-def interpolation_points(start, end, num_steps):
-    """``num_steps`` evenly spaced points from ``start`` to ``end`` (both included)."""
-    weights = np.linspace(0.0, 1.0, num_steps)[:, None]
-    return (1 - weights) * np.asarray(start)[None] + weights * np.asarray(end)[None]
-
-
-def principal_components(points, num_components=2):
-    """Projection of points [N, D] on their first principal components [N, num_components]."""
-    centred = points - points.mean(axis=0)
-    _, _, directions = np.linalg.svd(centred, full_matrices=False)
-    return centred @ directions[:num_components].T
-
-
 def latent_scatter(points, labels=None, size=600, margin=30, radius=2):
     """A scatter plot of 2-D points coloured by integer label, with a legend, as a PIL image."""
     points = np.asarray(points, np.float64)
@@ -74,8 +64,20 @@ def latent_scatter(points, labels=None, size=600, margin=30, radius=2):
 
 
 def save_png(picture, path):
-    """Saves a PIL image as PNG at ``path`` through a temporary file renamed into place."""
+    """Saves a PIL image as PNG at ``path``, creating missing folders: encoded in memory
+    first, then written to a temporary file beside ``path`` and renamed into place, so that
+    ``path`` is the old file or the new one, never half of one. ConfigError when ``path``
+    cannot be written."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomically(path, lambda f: picture.save(f, format="PNG"), mode="wb")
+    encoded = io.BytesIO()
+    picture.save(encoded, format="PNG")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda file: file.write(encoded.getvalue()), mode="wb")
+    except FileExistsError as error:  # a file where a folder should be
+        raise ConfigError(f"Cannot write {path}: {error.filename} is a file, not a folder; "
+                          f"choose another path (--out).") from None
+    except OSError as error:
+        raise ConfigError(f"Cannot write {path}: {error.strerror or error}; choose another "
+                          f"path (--out).") from None
     return path

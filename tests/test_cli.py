@@ -262,3 +262,93 @@ def test_summary_claims_standard_errors_only_when_it_has_them():
     assert "standard error" not in fitted and "+-" not in fitted
     evaluated = _summary("run", {"elbo": -100.0, "elbo_stderr": 0.25})
     assert "(+- standard error)" in evaluated and "-100.000 +- 0.250" in evaluated
+
+
+# ---------------------------------------------------------------- presets
+
+
+def _resolved_config(*arguments):
+    """The TrainConfig ``kvae fit ARGUMENTS`` would train with (parsed, not run)."""
+    from keras_vae.cli.fit_options import train_config
+    from keras_vae.cli.main import cli
+
+    context = cli.commands["fit"].make_context("fit", list(arguments))
+    fields = train.TrainConfig.defaults()
+    values = {name: value for name, value in context.params.items() if name in fields}
+    return train_config(context, context.params["preset"], values)
+
+
+def test_preset_options_then_the_options_given_win():
+    from keras_vae import presets
+
+    burda = presets.PRESETS["burda-mnist"].options
+    assert _resolved_config("--preset", "burda-mnist") == train.TrainConfig(**burda)
+    config = _resolved_config("--preset", "burda-mnist", "--epochs", "1", "--data-dir", "d",
+                              "--activation", "relu")  # relu: fit's default, given: it wins
+    assert (config.epochs, config.data_dir, config.activation) == (1, "d", "relu")
+    assert (config.batch_size, config.hidden_units, config.learning_rate_schedule,
+            config.adam_epsilon, config.validation_fraction) == (20, (200, 200), "burda",
+                                                                 1e-4, 0.0)
+    # Without --preset every option is fit's default: TrainConfig's.
+    assert _resolved_config() == train.TrainConfig()
+
+
+def test_fit_with_a_preset_trains_its_recipe(monkeypatch, capsys, idx_folder, tmp_path):
+    status, out, err = run_kvae(monkeypatch, capsys, "fit", "--preset", "burda-mnist",
+                                "--dataset", "custom", "--data-dir", idx_folder,
+                                "--hidden-units", "16", "--latent-dim", "2", "--epochs", "1",
+                                "--output", tmp_path / "run")
+    assert status == 0, err
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert (recorded["activation"], recorded["batch_size"], recorded["adam_epsilon"],
+            recorded["learning_rate_schedule"], recorded["hidden_units"],
+            recorded["epochs"]) == ("tanh", 20, 1e-4, "burda", [16], 1)
+
+
+def test_unknown_preset_lists_the_presets(monkeypatch, capsys):
+    status, _, err = run_kvae(monkeypatch, capsys, "fit", "--preset", "nope")
+    assert_one_line_error(status, err, "Invalid value for '--preset': 'nope' is not one of "
+                                       "'kvae-mnist', 'burda-mnist'")
+
+
+# ---------------------------------------------------------------- pictures where asked
+
+
+def test_out_may_name_folders_that_do_not_exist(monkeypatch, capsys, tmp_path):
+    from tests.test_shipped_model import SHIPPED
+
+    out = tmp_path / "new" / "folders" / "samples.png"
+    status, stdout, err = run_kvae(monkeypatch, capsys, "sample", SHIPPED, "--num", "4",
+                                   "--out", out)
+    assert status == 0, err
+    assert _png_size(out) == _grid_size(2, 2) and f"Wrote 4 samples to {out}" in stdout
+    assert sorted(p.name for p in out.parent.iterdir()) == ["samples.png"]  # no temp file
+
+
+def test_out_that_cannot_be_written_is_one_line(monkeypatch, capsys, tmp_path):
+    from tests.test_shipped_model import SHIPPED
+
+    (tmp_path / "file").write_text("not a folder")
+    status, _, err = run_kvae(monkeypatch, capsys, "sample", SHIPPED, "--num", "4", "--out",
+                              tmp_path / "file" / "samples.png")
+    assert_one_line_error(status, err, "Cannot write .*samples.png: .*file is a file, not a "
+                                       "folder; choose another path \\(--out\\)")
+    assert (tmp_path / "file").read_text() == "not a folder"
+    status, _, err = run_kvae(monkeypatch, capsys, "sample", SHIPPED, "--out", tmp_path)
+    assert_one_line_error(status, err, "is a directory")
+
+
+def test_an_unforeseen_failure_is_still_one_line(monkeypatch, capsys):
+    from keras_vae import figures
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("\nGraph execution error:\n\nDetected at node ...")
+
+    monkeypatch.setattr(figures, "write_samples", fail)
+    status, _, err = run_kvae(monkeypatch, capsys, "sample", "run")
+    assert_one_line_error(status, err, r"^Error: Graph execution error: \(RuntimeError; "
+                                       r"KVAE_DEBUG=1 shows the traceback\)\.$")
+    monkeypatch.setenv("KVAE_DEBUG", "1")
+    monkeypatch.setattr(sys, "argv", ["kvae", "sample", "run"])
+    with pytest.raises(RuntimeError, match="Graph execution error"):
+        main()
