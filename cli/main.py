@@ -42,7 +42,7 @@ def cli():
     "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --epochs 1",
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
     "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
-    "kvae fit --dataset mnist --output saved_models/run1 --resume",
+    "kvae fit --dataset mnist --output runs/run1 --resume",
     "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear",
     "kvae fit --dataset mnist --strategy mirrored --batch-size 256",
     "TF_CONFIG='{...}' kvae fit --dataset mnist --strategy multi-worker --output /shared/run"))
@@ -109,6 +109,12 @@ def _say_which_test_images(written):
                    f"{written.shipped_test_images} (--data-dir for others).", err=True)
 
 
+_replace_protected_option = click.option(
+    "--replace-protected", is_flag=True,
+    help="Allow replacing files in a protected (shipped) model folder: its metrics.json and "
+         "per_example.csv (evaluate) or an existing export (export --overwrite).")
+
+
 def _with_data_options(function):
     for option in reversed(_data_options):
         function = option(function)
@@ -126,7 +132,8 @@ def _with_data_options(function):
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every posterior draw: the same seed gives the same figures.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
-def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size):
+@_replace_protected_option
+def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_protected):
     """Test ELBO, reconstruction, KL, active units and log-likelihood in nats.
 
     Writes RUN/metrics.json and RUN/per_example.csv (each test example's ELBO terms and
@@ -138,7 +145,8 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size):
     loaded = runs.load_run(run)
     metrics, examples = runs.evaluate_run(loaded, iw_samples=iw_samples, seed=seed,
                                           batch_size=batch_size, dataset=dataset,
-                                          data_dir=data_dir)
+                                          data_dir=data_dir,
+                                          replace_protected=replace_protected)
     click.echo(_summary(f"Evaluated {run} on {examples} test examples", metrics))
 
 
@@ -223,13 +231,14 @@ def latent_plot(run, num, out, dataset, data_dir):
               help="Export folder [default: RUN/export/saved_model, RUN/export/tflite or "
                    "RUN/export/tflite-<quantize>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
-def export(run, export_format, quantize, output, overwrite):
+@_replace_protected_option
+def export(run, export_format, quantize, output, overwrite, replace_protected):
     """Export a SavedModel (encode/decode/reconstruct/sample signatures) or TFLite files
     (decoder.tflite, encoder.tflite, metadata.json), checked against the Keras model."""
     from keras_vae import export as export_module
 
     directory, report = export_module.export_run(run, export_format, quantize, output,
-                                                 overwrite)
+                                                 overwrite, replace_protected)
     click.echo(f"Exported {run} to {directory} ({export_format}"
                f"{', ' + quantize if export_format == 'tflite' else ''})")
     if export_format == "saved_model":
@@ -250,25 +259,20 @@ def info(run):
     """Show a run's configuration, parameter count and metrics."""
     import json
 
-    import numpy as np
-
     from keras_vae import runs
 
-    loaded = runs.load_run(run)
-    model = loaded.model
-    # Trainable weights only: count_params() also counts the KL weight and the noise seed.
-    weights = sum(int(np.prod(variable.shape)) for variable in model.trainable_weights)
+    described = runs.describe(runs.load_run(run))
+    model = described["model"]
     click.echo(f"run: {run}")
-    click.echo(f"model: {model.likelihood} likelihood, {model.architecture} bodies "
-               f"{list(model.hidden_units)}, latent_dim {model.latent_dim}, input "
-               f"{list(model.image_shape)}, {weights:,} trainable parameters")
-    if loaded.record is not None:
-        click.echo("config: " + json.dumps(loaded.record["train"], sort_keys=True))
-        click.echo("versions: " + json.dumps(loaded.record.get("versions", {}), sort_keys=True))
-    metrics_path = loaded.directory / "metrics.json" if loaded.directory else None
-    if metrics_path is not None and metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text())
-        click.echo(_summary("metrics (kvae evaluate)", metrics))
+    click.echo(f"model: {model['likelihood']} likelihood, {model['architecture']} bodies "
+               f"{model['hidden_units']}, latent_dim {model['latent_dim']}, input "
+               f"{model['input_shape']}, {described['trainable_parameters']:,} trainable "
+               f"parameters")
+    if described["train"] is not None:
+        click.echo("config: " + json.dumps(described["train"], sort_keys=True))
+        click.echo("versions: " + json.dumps(described["versions"], sort_keys=True))
+    if described["metrics"] is not None:
+        click.echo(_summary("metrics (kvae evaluate)", described["metrics"]))
     else:
         click.echo("metrics: none yet (run kvae evaluate)")
 

@@ -29,9 +29,12 @@ _PUBLIC = {
     "NormalDecoder": "keras_vae.layers",
     "StandardNormalPrior": "keras_vae.priors",
     "evaluation": "",
+    "likelihoods": "",
     "networks": "",
     "objectives": "",
+    "presets": "",
     "priors": "",
+    "protocol": "",
     "schedules": "",
     "warmup": "",
 }

@@ -25,7 +25,7 @@ from keras_vae.checks import check_choice
 from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_latent_dim,  # noqa: F401
                               check_objective)
 from keras_vae.elbo_model import ELBOModel
-from keras_vae.layers import BernoulliDecoder, GaussianEncoder, NormalDecoder
+from keras_vae.layers import GaussianEncoder
 from keras_vae.priors import StandardNormalPrior
 from keras_vae.protocol import LayerDiagnostics
 

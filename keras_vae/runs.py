@@ -218,6 +218,25 @@ def load_run(path):
 EVALUATION_BATCH_SIZE = 100
 
 
+def describe(run):
+    """What ``kvae info`` shows of a loaded run: the model's options, its trainable parameters
+    (count_params() would also count the KL weight and the noise seed), the training options
+    and library versions from config.json, and metrics.json (None before ``kvae evaluate``)."""
+    model = run.model
+    metrics_path = run.directory / METRICS if run.directory is not None else None
+    return {
+        "model": {"likelihood": model.likelihood, "architecture": model.architecture,
+                  "hidden_units": list(model.hidden_units), "latent_dim": model.latent_dim,
+                  "input_shape": list(model.image_shape)},
+        "trainable_parameters": sum(int(np.prod(variable.shape))
+                                    for variable in model.trainable_weights),
+        "train": run.record["train"] if run.record is not None else None,
+        "versions": run.record.get("versions", {}) if run.record is not None else None,
+        "metrics": json.loads(metrics_path.read_text())
+        if metrics_path is not None and metrics_path.exists() else None,
+    }
+
+
 def test_metrics(model, splits, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE,
                  progress_file=None):
     """``evaluation.evaluate`` of ``model`` on the test split of ``splits`` (nats): the one

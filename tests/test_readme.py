@@ -38,21 +38,17 @@ SLOW_COMMANDS = ("kvae fit", "kvae evaluate", "kvae export")
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How the test runs one command: ``replace`` (old, new) pairs applied to its text,
-    ``skip`` a reason not to run it, ``xfail`` a reason it fails until a named change lands."""
+    ``skip`` a reason not to run it."""
 
     replace: tuple = ()
     skip: str = ""
-    xfail: str = ""
 
 
-def shortened(*pairs, xfail=""):
-    return Plan(replace=tuple(zip(pairs[::2], pairs[1::2])), xfail=xfail)
+def shortened(*pairs):
+    return Plan(replace=tuple(zip(pairs[::2], pairs[1::2])))
 
 
 MNIST = "--dataset mnist --data-dir ../shared/data/mnist"
-RUNS_DEFAULT = ("new runs go to runs/<dataset>-<likelihood>-<architecture> (issue 18, "
-                "training helper); today they go to saved_models/")
-PRESET_OPTION = "kvae fit --preset (issue 19, training helper)"
 # Command as written (whitespace collapsed) -> how the test runs it. Commands not listed run
 # exactly as written.
 PLAN = {
@@ -64,12 +60,12 @@ PLAN = {
                                   "trains its first epoch"),
     f"kvae fit {MNIST} --epochs 10": shortened("--epochs 10", "--epochs 1"),
     "kvae fit --dataset mnist": Plan(skip="downloads MNIST; this machine is offline"),
-    "kvae evaluate runs/mnist-bernoulli-mlp": Plan(xfail=RUNS_DEFAULT),
+    "kvae evaluate runs/mnist-bernoulli-mlp": Plan(),
     "kvae reconstruct runs/mnist-bernoulli-mlp --num 16 --out pictures/reconstruct.png":
-        Plan(xfail=RUNS_DEFAULT),
+        Plan(),
     # docs/evaluation.md
     "kvae evaluate runs/mnist-bernoulli-mlp --iw-samples 5000": shortened(
-        "--iw-samples 5000", "--iw-samples 5", xfail=RUNS_DEFAULT),
+        "--iw-samples 5000", "--iw-samples 5"),
     # docs/scale-out.md
     "kvae fit --dataset mnist --strategy mirrored --batch-size 400 --precision mixed_float16":
         Plan(skip="needs several GPUs and the network"),
@@ -78,9 +74,9 @@ PLAN = {
     "kvae fit --dataset mnist --strategy multi-worker --output /shared/runs/mnist":
         Plan(skip="needs two machines"),
     # docs/training.md
-    f"kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --objective iwae "
+    "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --objective iwae "
     f"--iw-samples 5 --output runs/burda-iwae-5": shortened(
-        "--output", "--epochs 1 --output", xfail=PRESET_OPTION),
+        "--output", "--epochs 1 --output"),
     f"kvae fit {MNIST} --epochs 3 --learning-rate-schedule constant --output runs/first":
         shortened("--epochs 3", "--epochs 1"),
     f"kvae fit {MNIST} --epochs 5 --learning-rate-schedule constant --output runs/first "
@@ -133,11 +129,8 @@ def all_commands():
 def command_cases():
     cases, slow = [], False
     for index, (document, command) in enumerate(all_commands()):
-        plan = PLAN.get(command, Plan())
         slow = slow or command.startswith(SLOW_COMMANDS)
         marks = [pytest.mark.integration] if slow else []
-        if plan.xfail:
-            marks.append(pytest.mark.xfail(reason=plan.xfail, strict=False))
         cases.append(pytest.param(index, id=f"{index}:{document}:{command[:60]}", marks=marks))
     return cases
 
@@ -249,7 +242,6 @@ def test_command_works_as_written(reader, index):
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(reason=RUNS_DEFAULT, strict=False)
 def test_the_commands_leave_nothing_for_git_to_see(reader):
     """Every output lands in a folder .gitignore ignores (runs/, pictures/, exports/), and no
     tracked file (the shipped model) is changed."""

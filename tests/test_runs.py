@@ -157,11 +157,6 @@ def test_an_older_config_json_with_a_relative_data_dir_stays_readable(idx_folder
     assert runs.evaluate_run(loaded)[1] == 20
 
 
-# Files that still spell a run's file names and must ask runs.py instead (their owners
-# switch them; then this set is emptied).
-_PENDING = {"cli/main.py"}
-
-
 def test_only_runs_py_spells_the_run_folders_file_names():
     root = pathlib.Path(__file__).resolve().parents[1]
     names = (runs.CONFIG, runs.MODEL, runs.HISTORY, runs.METRICS, runs.PER_EXAMPLE,
@@ -171,7 +166,7 @@ def test_only_runs_py_spells_the_run_folders_file_names():
         str(path.relative_to(root)) for folder in ("keras_vae", "cli")
         for path in (root / folder).rglob("*.py")
         if path.name != "runs.py" and pattern.search(path.read_text()))
-    assert [path for path in offenders if path not in _PENDING] == []
+    assert offenders == []
 
 
 @pytest.mark.integration
