@@ -236,6 +236,15 @@ def worker_restore_point(config, run_dir, working):
 
 
 def interrupted_message(run_dir):
-    """What to tell a user whose ``kvae fit`` was interrupted (Ctrl-C)."""
-    return (f"Interrupted. The last completed epoch is saved in {runs.partial_dir(run_dir)}; "
-            f"continue with the same command plus --resume --output {run_dir}.")
+    """What to tell a user whose ``kvae fit`` was interrupted (Ctrl-C): what was saved, if
+    anything, and how to go on. Before training started (loading data, waiting for the other
+    workers) nothing of this run exists yet, and --resume would fail."""
+    working = runs.partial_dir(run_dir)
+    resume = f"continue with the same command plus --resume --output {run_dir}."
+    if not (working / runs.CONFIG).exists():
+        return "Interrupted before training started; nothing was written."
+    done = EpochCheckpoint(working / runs.BACKUP).epochs_done()
+    if done == 0:
+        return f"Interrupted during the first epoch; {working} holds no epoch yet: {resume}"
+    return (f"Interrupted. The last completed epoch ({done}) is saved in {working}; "
+            f"{resume}")

@@ -197,20 +197,69 @@ def load_run(path):
         raise RunError(f"{path} is not a run: give a run directory or a .keras file.")
     else:
         raise RunError(f"{path} does not exist: give a run directory or a .keras file.")
+    if not zipfile.is_zipfile(model_path):
+        raise RunError(f"{model_path} is not a .keras file (not a zip archive; "
+                       f"{model_path.stat().st_size:,} bytes): it is damaged or was never "
+                       f"written. Restore it, or train the run again.")
     try:
         model = keras.models.load_model(model_path)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as error:
         raise RunError(f"Cannot load {model_path}: {str(error).splitlines()[0]}") from None
+    from keras_vae.protocol import LatentVariableModel
+
+    if not isinstance(model, LatentVariableModel):
+        raise RunError(f"{model_path} holds a Keras {type(model).__name__}, not a keras-vae "
+                       f"model; give a run made by kvae fit or a saved kv.VAE.")
     record = config = None
     if config_path is not None and config_path.exists():
+        record = _read_record(config_path)
         try:
-            record = json.loads(config_path.read_text())
             config = TrainConfig.from_json(record["train"])
         except (ValueError, KeyError, TypeError) as error:
-            raise RunError(f"{config_path} is corrupt ({error}); the run cannot be read.") \
-                from None
+            problem = f"no {error} entry" if isinstance(error, KeyError) else error
+            raise RunError(f"{config_path} is not a keras-vae run record ({problem}); "
+                           f"restore it, or use the model alone: {model_path}.") from None
     return Run(model=model, model_path=model_path, directory=model_path.parent
                if config_path is not None else None, config=config, record=record)
+
+
+def _read_json(path, fix):
+    """The JSON object in ``path``; RunError naming the file, where it breaks and ``fix``."""
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise RunError(f"{path} is not valid JSON (line {error.lineno}, column "
+                       f"{error.colno}: {error.msg}); {fix}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} cannot be read ({error}); {fix}") from None
+    if not isinstance(values, dict):
+        raise RunError(f"{path} holds a JSON {type(values).__name__}, not an object; {fix}")
+    return values
+
+
+def _read_record(config_path):
+    return _read_json(config_path, f"restore it, or use the model alone: "
+                                   f"{config_path.parent / MODEL}.")
+
+
+def read_metrics(directory):
+    """metrics.json of a run folder (None when absent), its figures checked to be numbers."""
+    path = pathlib.Path(directory) / METRICS
+    if not path.exists():
+        return None
+    fix = f"delete it and run kvae evaluate {directory} again."
+    metrics = _read_json(path, fix)
+    for name, value in metrics.items():
+        if name in ("elbo", "reconstruction", "kl", "loss", "log_likelihood") \
+                or name.endswith("_stderr") or name.endswith("bits_per_dim"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise RunError(f"{path}: {name} is {value!r}, not a number; {fix}")
+        if name in ("active_units", "iw_samples") and (isinstance(value, bool)
+                                                       or not isinstance(value, int)):
+            raise RunError(f"{path}: {name} is {value!r}, not a whole number; {fix}")
+        if name == "kl_per_dimension" and not isinstance(value, list):
+            raise RunError(f"{path}: {name} is {value!r}, not a list; {fix}")
+    return metrics
 
 
 # Evaluation batches of ``kvae evaluate`` and of fit's closing summary: the same examples in
@@ -223,7 +272,6 @@ def describe(run):
     (count_params() would also count the KL weight and the noise seed), the training options
     and library versions from config.json, and metrics.json (None before ``kvae evaluate``)."""
     model = run.model
-    metrics_path = run.directory / METRICS if run.directory is not None else None
     return {
         "model": {"likelihood": model.likelihood, "architecture": model.architecture,
                   "hidden_units": list(model.hidden_units), "latent_dim": model.latent_dim,
@@ -232,8 +280,7 @@ def describe(run):
                                     for variable in model.trainable_weights),
         "train": run.record["train"] if run.record is not None else None,
         "versions": run.record.get("versions", {}) if run.record is not None else None,
-        "metrics": json.loads(metrics_path.read_text())
-        if metrics_path is not None and metrics_path.exists() else None,
+        "metrics": read_metrics(run.directory) if run.directory is not None else None,
     }
 
 

@@ -263,3 +263,24 @@ def test_the_lock_makes_no_folder_it_leaves_behind(tmp_path):
     with lifecycle.locked(run):
         assert runs.lock_path(run).exists()
     assert not (tmp_path / "new").exists()
+
+
+def test_the_interrupt_message_says_what_was_saved(idx_folder, tmp_path):
+    """Ctrl-C before training started offers no --resume (there is nothing to resume); during
+    the first epoch it says no epoch is saved yet; later it names the last saved epoch."""
+    import keras_vae as kv
+
+    run = tmp_path / "run"
+    assert lifecycle.interrupted_message(run) == \
+        "Interrupted before training started; nothing was written."
+    working = runs.partial_dir(run)
+    working.mkdir()
+    (working / runs.CONFIG).write_text("{}")
+    assert "during the first epoch" in lifecycle.interrupted_message(run)
+    assert f"--resume --output {run}" in lifecycle.interrupted_message(run)
+    model_file = tmp_path / "tiny.keras"
+    kv.VAE(input_shape=(6, 6, 1), latent_dim=2, hidden_units=(8,)).save(model_file)
+    EpochCheckpoint(working / runs.BACKUP).adopt(model_file, 3)
+    assert lifecycle.interrupted_message(run).startswith(
+        f"Interrupted. The last completed epoch (3) is saved in {working}; continue with the "
+        f"same command plus --resume --output {run}.")

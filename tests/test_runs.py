@@ -183,3 +183,56 @@ def test_reading_and_evaluating_a_run_never_imports_the_trainer(idx_folder, tmp_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _tiny_run_folder(folder):
+    """A run folder made by hand: a tiny saved VAE and a valid config.json."""
+    import keras_vae as kv
+
+    folder.mkdir()
+    kv.VAE(input_shape=(6, 6, 1), latent_dim=2, hidden_units=(8,)).save(folder / runs.MODEL)
+    (folder / runs.CONFIG).write_text(json.dumps({"train": {"latent_dim": 2}}))
+    return folder
+
+
+def _keras_sequential(path):
+    import keras
+
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(path)
+
+
+# What a broken run folder holds -> what the one-line error must say (issue 18: an empty or
+# random model.keras was "File not found", another Keras model an AttributeError traceback,
+# a broken config.json the raw JSON parser's message).
+BROKEN_RUNS = {
+    "empty model": (lambda run: (run / runs.MODEL).write_bytes(b""),
+                    r"model.keras is not a .keras file \(not a zip archive; 0 bytes\)"),
+    "random bytes": (lambda run: (run / runs.MODEL).write_bytes(bytes(range(256)) * 8),
+                     r"is not a .keras file \(not a zip archive; 2,048 bytes\)"),
+    "another keras model": (lambda run: _keras_sequential(run / runs.MODEL),
+                            "holds a Keras Sequential, not a keras-vae model"),
+    "config not json": (lambda run: (run / runs.CONFIG).write_text('{"train": {"epochs": 3'),
+                        r"config.json is not valid JSON \(line 1, column 23: Expecting"),
+    "config a list": (lambda run: (run / runs.CONFIG).write_text("[1, 2]"),
+                      "config.json holds a JSON list, not an object"),
+    "config bad value": (lambda run: (run / runs.CONFIG).write_text(
+        '{"train": {"epochs": "ten"}}'), "config.json is not a keras-vae run record "
+                                         r"\(epochs must be a positive integer"),
+    "config without train": (lambda run: (run / runs.CONFIG).write_text("{}"),
+                             "is not a keras-vae run record \\(no 'train' entry\\)"),
+    "metrics not numbers": (lambda run: (run / runs.METRICS).write_text(
+        '{"elbo": "high"}'), r"metrics.json: elbo is 'high', not a number; delete it"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_RUNS)
+def test_a_broken_run_folder_is_one_line_naming_the_file(case, tmp_path, monkeypatch, capsys):
+    break_it, message = BROKEN_RUNS[case]
+    run = _tiny_run_folder(tmp_path / "run")
+    break_it(run)
+    for command in ("info", "evaluate"):
+        status, _, err = run_kvae(monkeypatch, capsys, command, run, "--data-dir", tmp_path) \
+            if command == "evaluate" else run_kvae(monkeypatch, capsys, command, run)
+        if case == "metrics not numbers" and command == "evaluate":
+            continue  # evaluate writes a new metrics.json; it never reads the old one
+        assert_one_line_error(status, err, message)
