@@ -131,7 +131,8 @@ def _with_data_options(function):
               help="K for the importance-weighted log-likelihood (papers use 5000); 0: skip.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every posterior draw: the same seed gives the same figures.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=options.EVALUATION_BATCH_SIZE,
+              show_default=True)
 @_replace_protected_option
 def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_protected):
     """Test ELBO, reconstruction, KL, active units and log-likelihood in nats.

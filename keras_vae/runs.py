@@ -262,9 +262,7 @@ def read_metrics(directory):
     return metrics
 
 
-# Evaluation batches of ``kvae evaluate`` and of fit's closing summary: the same examples in
-# the same batches with the same seed give the same figures.
-EVALUATION_BATCH_SIZE = 100
+from keras_vae.config import EVALUATION_BATCH_SIZE  # noqa: E402
 
 
 def describe(run):
