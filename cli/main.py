@@ -4,7 +4,6 @@ Bad input ends with one line, ``Error: <what is wrong and how to fix it>``, and 
 exit status; never a traceback.
 """
 
-import os
 import sys
 import warnings
 
@@ -33,8 +32,6 @@ def cli():
 
     Every figure is in nats per example (summed over pixels, averaged over examples).
     """
-
-
 
 
 @cli.command(epilog=_examples(
