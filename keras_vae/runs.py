@@ -141,11 +141,11 @@ def publish(directory):
 
 def load_splits(config):
     """The train / validation / test pipelines of a TrainConfig (``data.make_splits``)."""
-    from keras_vae import data
+    from keras_vae import data, likelihoods
 
     return data.make_splits(
         config.dataset, config.data_dir, batch_size=config.batch_size,
-        binarized=config.likelihood == "bernoulli",
+        binarized=likelihoods.needs_binarized_data(config.likelihood),
         validation_fraction=config.validation_fraction, seed=config.seed)
 
 
