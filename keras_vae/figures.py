@@ -95,10 +95,10 @@ def run_test_images(run, dataset=None, data_dir=None):
     """(images float32 [N, ...], labels or None, shipped file or None): the test split that
     run ``run`` (a loaded ``runs.Run``) is evaluated on. A run that ships test_examples.npz
     uses those unless ``dataset`` or ``data_dir`` is given, so its figures need no dataset."""
-    from keras_vae import data, runs
+    from keras_vae import bundled_examples, data, runs
 
     if dataset is None and data_dir is None and run.directory is not None:
-        shipped = runs.load_test_examples(run.directory)
+        shipped = bundled_examples.load_test_examples(run.directory)
         if shipped is not None:
             return (*shipped, run.directory / runs.TEST_EXAMPLES)
     splits = runs.load_splits(run.data_config(dataset, data_dir))

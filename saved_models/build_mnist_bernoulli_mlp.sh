@@ -30,7 +30,7 @@ fi
 kvae export "$run" --format saved_model --overwrite
 kvae export "$run" --format tflite --overwrite
 kvae export "$run" --format tflite --quantize float16 --overwrite
-python -c "from keras_vae import runs; runs.bundle_test_examples('$run', data_dir='$data')"
+python -c "from keras_vae import bundled_examples; bundled_examples.bundle_test_examples('$run', data_dir='$data')"
 rm -rf "$run/logs"  # TensorBoard event files: history.csv holds the same curves
 python -c "from keras_vae import runs; runs.publish('$run')"
 du -sh "$run"

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from keras_vae import runs, train
+from keras_vae import bundled_examples, runs, train
 from keras_vae.errors import RunError
 from tests.helpers import tiny_train_config
 from tests.test_cli import assert_one_line_error, run_kvae
@@ -20,8 +20,8 @@ from tests.test_cli import assert_one_line_error, run_kvae
 def test_binary_images_round_trip_packed_eight_pixels_per_byte(tmp_path):
     images = (np.random.default_rng(0).random((100, 28, 28, 1)) > 0.7).astype("float32")
     labels = np.arange(100) % 10
-    runs.save_test_examples(tmp_path, images, labels)
-    loaded, loaded_labels = runs.load_test_examples(tmp_path)
+    bundled_examples.save_test_examples(tmp_path, images, labels)
+    loaded, loaded_labels = bundled_examples.load_test_examples(tmp_path)
     np.testing.assert_array_equal(loaded, images)
     np.testing.assert_array_equal(loaded_labels, labels)
     assert loaded.dtype == np.float32 and loaded.shape == (100, 28, 28, 1)
@@ -31,19 +31,19 @@ def test_binary_images_round_trip_packed_eight_pixels_per_byte(tmp_path):
 
 def test_grey_images_round_trip_exactly_and_others_are_refused(tmp_path):
     grey = np.random.default_rng(1).integers(0, 256, (5, 6, 6, 3)) / 255
-    runs.save_test_examples(tmp_path, grey)
-    loaded, labels = runs.load_test_examples(tmp_path)
+    bundled_examples.save_test_examples(tmp_path, grey)
+    loaded, labels = bundled_examples.load_test_examples(tmp_path)
     np.testing.assert_allclose(loaded, grey, atol=1e-7)
     assert labels is None
     with pytest.raises(ValueError, match="Only binary or 8-bit grey images"):
-        runs.save_test_examples(tmp_path, grey + 0.001)
+        bundled_examples.save_test_examples(tmp_path, grey + 0.001)
 
 
 def test_a_missing_file_is_none_and_a_corrupt_one_one_line(tmp_path):
-    assert runs.load_test_examples(tmp_path) is None
+    assert bundled_examples.load_test_examples(tmp_path) is None
     (tmp_path / runs.TEST_EXAMPLES).write_bytes(b"not a zip")
     with pytest.raises(RunError, match="test_examples.npz is corrupt .*pass --data-dir"):
-        runs.load_test_examples(tmp_path)
+        bundled_examples.load_test_examples(tmp_path)
 
 
 def test_picture_commands_use_the_shipped_test_images_without_the_dataset(
@@ -51,10 +51,10 @@ def test_picture_commands_use_the_shipped_test_images_without_the_dataset(
     run = tmp_path / "run"
     config = tiny_train_config(idx_folder, epochs=1)
     train.fit(config, run, verbose=0)
-    assert runs.bundle_test_examples(run) == 20
+    assert bundled_examples.bundle_test_examples(run) == 20
     split = runs.load_splits(config)
     expected = np.concatenate([np.asarray(batch) for batch in split.test])
-    images, labels = runs.load_test_examples(run)
+    images, labels = bundled_examples.load_test_examples(run)
     np.testing.assert_array_equal(images, expected)  # binarised exactly as evaluate sees them
     np.testing.assert_array_equal(labels, split.test_labels)
 
