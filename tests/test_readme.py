@@ -75,7 +75,7 @@ PLAN = {
         Plan(skip="needs two machines"),
     # docs/training.md
     "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --objective iwae "
-    f"--iw-samples 5 --output runs/burda-iwae-5": shortened(
+    "--iw-samples 5 --output runs/burda-iwae-5": shortened(
         "--output", "--epochs 1 --output"),
     f"kvae fit {MNIST} --epochs 3 --learning-rate-schedule constant --output runs/first":
         shortened("--epochs 3", "--epochs 1"),
