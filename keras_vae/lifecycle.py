@@ -245,6 +245,6 @@ def interrupted_message(run_dir):
         return "Interrupted before training started; nothing was written."
     done = EpochCheckpoint(working / runs.BACKUP).epochs_done()
     if done == 0:
-        return f"Interrupted during the first epoch; {working} holds no epoch yet: {resume}"
+        return f"Interrupted. No epoch is saved yet in {working}; {resume}"
     return (f"Interrupted. The last completed epoch ({done}) is saved in {working}; "
             f"{resume}")

@@ -276,7 +276,8 @@ def test_the_interrupt_message_says_what_was_saved(idx_folder, tmp_path):
     working = runs.partial_dir(run)
     working.mkdir()
     (working / runs.CONFIG).write_text("{}")
-    assert "during the first epoch" in lifecycle.interrupted_message(run)
+    assert lifecycle.interrupted_message(run).startswith(
+        f"Interrupted. No epoch is saved yet in {working}; continue with")
     assert f"--resume --output {run}" in lifecycle.interrupted_message(run)
     model_file = tmp_path / "tiny.keras"
     kv.VAE(input_shape=(6, 6, 1), latent_dim=2, hidden_units=(8,)).save(model_file)
