@@ -145,7 +145,8 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_prote
                                           batch_size=batch_size, dataset=dataset,
                                           data_dir=data_dir,
                                           replace_protected=replace_protected)
-    click.echo(_summary(f"Evaluated {run} on {examples} test examples", metrics))
+    click.echo(_summary(f"Evaluated {run} on {examples} test examples ({metrics['test_data']})",
+                        metrics))
 
 
 @cli.command(epilog=_examples("kvae sample saved_models/mnist-bernoulli-mlp --num 64 --seed 0 "

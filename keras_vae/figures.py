@@ -4,7 +4,7 @@
 Two levels. The figure functions take a model and data and return a PIL image or an array;
 they use only the model protocol (``sample``, ``encode``, ``decode``, ``reconstruct``) and
 leave the pixels to ``plots.py``. The ``write_*`` functions are what a command calls: they
-load a run, choose its test images (``run_test_images``), compute the figure and write the PNG
+load a run, choose its test images (``runs.test_images``), compute the figure and write the PNG
 atomically, creating missing folders (``plots.save_png``), and return what they wrote.
 """
 
@@ -91,22 +91,6 @@ class Written:
     num_test_images: int | None = None
 
 
-def run_test_images(run, dataset=None, data_dir=None):
-    """(images float32 [N, ...], labels or None, shipped file or None): the test split that
-    run ``run`` (a loaded ``runs.Run``) is evaluated on. A run that ships test_examples.npz
-    uses those unless ``dataset`` or ``data_dir`` is given, so its figures need no dataset."""
-    from keras_vae import bundled_examples, data, runs
-
-    if dataset is None and data_dir is None and run.directory is not None:
-        shipped = bundled_examples.load_test_examples(run.directory)
-        if shipped is not None:
-            return (*shipped, run.directory / runs.TEST_EXAMPLES)
-    splits = runs.load_splits(run.data_config(dataset, data_dir))
-    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
-    images = np.concatenate([np.asarray(batch) for batch in splits.test])
-    return images, splits.test_labels, None
-
-
 def write_samples(run, out, num, seed):
     """``sample_grid`` of RUN (a run folder or a .keras file) as the PNG ``out``."""
     from keras_vae import runs
@@ -140,7 +124,7 @@ def _write_with_test_images(run, out, dataset, data_dir, draw):
     from keras_vae import runs
 
     loaded = runs.load_run(run)
-    images, labels, shipped = run_test_images(loaded, dataset, data_dir)
+    images, labels, shipped = runs.test_images(loaded, dataset, data_dir)
     picture, count = draw(loaded.model, images, labels)
     return Written(plots.save_png(picture, out), count, shipped,
                    None if shipped is None else len(images))

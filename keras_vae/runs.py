@@ -282,13 +282,34 @@ def describe(run):
     }
 
 
-def test_metrics(model, splits, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE,
+def test_images(run, dataset=None, data_dir=None):
+    """(images float32 [N, ...], labels or None, source): the test split that a loaded run is
+    evaluated and pictured on. A run that ships test_examples.npz (``bundled_examples``: the
+    split binarised exactly as evaluation sees it) uses those unless ``dataset`` or
+    ``data_dir`` is given, so a shipped run needs no dataset; ``source`` names that file, or
+    is None when the images come from the run's data."""
+    from keras_vae import bundled_examples, data
+
+    if dataset is None and data_dir is None and run.directory is not None:
+        shipped = bundled_examples.load_test_examples(run.directory)
+        if shipped is not None:
+            return (*shipped, run.directory / TEST_EXAMPLES)
+    splits = load_splits(run.data_config(dataset, data_dir))
+    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
+    images = np.concatenate([np.asarray(batch) for batch in splits.test])
+    return images, splits.test_labels, None
+
+
+def test_metrics(model, images, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE,
                  progress_file=None):
-    """``evaluation.evaluate`` of ``model`` on the test split of ``splits`` (nats): the one
-    evaluation behind ``kvae evaluate`` and ``kvae fit``'s summary. (metrics, per_example)."""
+    """``evaluation.evaluate`` of ``model`` on test ``images`` (an array, or a dataset of
+    batches) in batches of ``batch_size`` (nats): the one evaluation behind ``kvae evaluate``
+    and ``kvae fit``'s summary, so the same images and seed give the same figures.
+    Returns (metrics, per_example)."""
     from keras_vae import evaluation
 
-    images = splits.test.unbatch().batch(batch_size)
+    if not isinstance(images, np.ndarray):
+        images = images.unbatch().batch(batch_size)
     metrics, per_example = evaluation.evaluate(model, images, iw_samples=iw_samples, seed=seed,
                                                batch_size=batch_size,
                                                progress_file=progress_file)
@@ -298,20 +319,20 @@ def test_metrics(model, splits, iw_samples=0, seed=0, batch_size=EVALUATION_BATC
 
 def evaluate_run(run, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE, dataset=None,
                  data_dir=None, replace_protected=False):
-    """``test_metrics`` of a loaded run on its test split: ``kvae evaluate``.
+    """``test_metrics`` of a loaded run on its test split (``test_images``): ``kvae evaluate``.
 
-    A run directory gets metrics.json and per_example.csv; a protected one keeps its own
+    ``metrics["test_data"]`` says where the images came from. A run directory gets metrics.json and per_example.csv; a protected one keeps its own
     (a warning says so) unless ``replace_protected``. The K-sample log-likelihood saves its
     progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where it
     stopped when run again with the same K and seed. Returns (metrics, number of examples).
     """
-    from keras_vae import data, evaluation
+    from keras_vae import evaluation
 
-    splits = load_splits(run.data_config(dataset, data_dir))
-    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
+    images, _, shipped = test_images(run, dataset, data_dir)
     progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
-    metrics, per_example = test_metrics(run.model, splits, iw_samples=iw_samples, seed=seed,
+    metrics, per_example = test_metrics(run.model, images, iw_samples=iw_samples, seed=seed,
                                         batch_size=batch_size, progress_file=progress)
+    metrics["test_data"] = str(shipped) if shipped is not None else "the run's test split"
     if run.directory is not None:
         if protected_folder(run.directory) is None or replace_protected:
             write_json_atomically(run.directory / METRICS, metrics)
@@ -321,4 +342,4 @@ def evaluate_run(run, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE, da
                           f"kept (pass --replace-protected to replace them).", stacklevel=2)
     if progress is not None:
         progress.unlink(missing_ok=True)
-    return metrics, splits.num_test
+    return metrics, len(images)

@@ -203,7 +203,7 @@ def _train(strategy, config, splits, working, run_dir, restore_from, verbose, ca
             f"the last good epoch are in {runs.partial_dir(run_dir) / runs.LAST_GOOD}. Lower "
             f"the learning rate and start again.")
     model.save(working / runs.MODEL)
-    metrics, _ = runs.test_metrics(model, splits)
+    metrics, _ = runs.test_metrics(model, splits.test)
     # The figures of the summary; per-dimension KL and active units: kvae evaluate.
     return {name: value for name, value in metrics.items()
             if name not in ("kl_per_dimension", "active_units")}

@@ -46,6 +46,24 @@ def test_a_missing_file_is_none_and_a_corrupt_one_one_line(tmp_path):
         bundled_examples.load_test_examples(tmp_path)
 
 
+def test_evaluate_uses_the_shipped_test_images_without_the_dataset_with_the_same_figures(
+        idx_folder, tmp_path):
+    """A run that carries test_examples.npz (as the shipped model does) evaluates on them when
+    no data are named: the same images in the same batches with the same seed as its own test
+    split, so the same figures, on a machine without the dataset."""
+    run = tmp_path / "run"
+    train.fit(tiny_train_config(idx_folder, epochs=1), run, verbose=0)
+    from_data, count = runs.evaluate_run(runs.load_run(run), iw_samples=3)
+    assert from_data["test_data"] == "the run's test split"
+    bundled_examples.bundle_test_examples(run)
+    shutil.rmtree(idx_folder)  # a fresh machine: the run's data_dir is gone
+    shipped, shipped_count = runs.evaluate_run(runs.load_run(run), iw_samples=3)
+    assert shipped_count == count == 20
+    assert shipped["test_data"] == str(run / runs.TEST_EXAMPLES)
+    for name in ("elbo", "reconstruction", "kl", "log_likelihood", "active_units"):
+        assert shipped[name] == from_data[name], name
+
+
 def test_picture_commands_use_the_shipped_test_images_without_the_dataset(
         idx_folder, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
