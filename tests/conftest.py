@@ -10,6 +10,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+
+from keras_vae import quiet  # noqa: E402
+
+# The test log shows what the tests print, not TensorFlow's start-up lines (KVAE_DEBUG=1
+# shows them), as the kvae command does.
+quiet.silence_tensorflow_start_up()
+
 import tensorflow as tf  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
