@@ -18,7 +18,8 @@ setup(
     python_requires=">=3.10",
     # cli/ is a top-level folder of the repository but installs as keras_vae.cli, so no bare
     # module named `cli` lands in site-packages.
-    packages=["keras_vae", "keras_vae.cli", "keras_vae.export", "keras_vae.layers"],
+    packages=["keras_vae", "keras_vae.callbacks", "keras_vae.cli", "keras_vae.export",
+              "keras_vae.layers"],
     package_dir={"keras_vae": "keras_vae", "keras_vae.cli": "cli"},
     install_requires=[
         "tensorflow>=2.16",
