@@ -107,7 +107,7 @@ def test_a_second_fit_on_a_run_in_training_refuses_at_once_and_changes_nothing(i
         assert first.poll() is None  # the first run trains on, untouched
         first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=120)
-        assert "Error: Interrupted." in err
+        assert "Error: Interrupted." in err, (first.returncode, err[-2000:])
     finally:
         if first.poll() is None:
             first.kill()
