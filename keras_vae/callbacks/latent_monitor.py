@@ -64,20 +64,22 @@ class LatentMonitor(keras.callbacks.Callback):
             yielding batches of x or (x, y); the first ``num_images`` are kept, now.
         log_dir: TensorBoard folder (``log_dir/latent`` is written), or None for none.
         history_file: CSV path for one row per epoch, or None for none.
-        initial_epoch: the epoch a resumed fit starts at: rows from it on are dropped when
-            training begins (see ``HistoryWriter``).
+        initial_epoch: the epoch a resumed fit starts at: the history file's rows from it
+            on are dropped when training begins (``HistoryWriter``), even when no epoch is
+            left to train. None: each epoch's row replaces the rows from that epoch on.
         num_images, num_samples, num_reconstructions: see the module constants.
         seed: the seed of the prior draws in the sample grid, the same every epoch.
     """
 
-    def __init__(self, images, log_dir=None, history_file=None, initial_epoch=0,
+    def __init__(self, images, log_dir=None, history_file=None, initial_epoch=None,
                  num_images=NUM_IMAGES, num_samples=NUM_SAMPLES,
                  num_reconstructions=NUM_RECONSTRUCTIONS, seed=0):
         super().__init__()
         self.images = first_images(images, num_images)
         self.log_dir = None if log_dir is None else pathlib.Path(log_dir)
+        self.initial_epoch = initial_epoch
         self.history = None if history_file is None else HistoryWriter(history_file,
-                                                                       initial_epoch)
+                                                                       initial_epoch or 0)
         self.num_samples = num_samples
         self.num_reconstructions = num_reconstructions
         self.seed = seed
@@ -90,11 +92,13 @@ class LatentMonitor(keras.callbacks.Callback):
         self._is_chief = distribute.is_chief(self.model.distribute_strategy)
         if not self._is_chief:
             return
-        self._diagnose = _compiled_diagnostics(self.model)
+        self._diagnose = _compiled_diagnostics(self.model, self.images.shape[1:])
         if self.log_dir is not None and self._summaries is None:
             self._summaries = LatentSummaries(self.log_dir)
-        if self.history is not None:
+        if self.history is not None and self.initial_epoch is not None:
             self.history.on_train_begin()
+        elif self.history is not None:
+            self.history.rows = self.history.read()
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._is_chief:
@@ -111,7 +115,8 @@ class LatentMonitor(keras.callbacks.Callback):
                 reconstructions=figures.reconstruction_grid(
                     self.model, self.images[:self.num_reconstructions]))
         if self.history is not None:
-            # A fit resumed without ``initial_epoch`` repeats epochs: their rows go first.
+            # An epoch trained again (a fit resumed without ``initial_epoch``, a new fit into
+            # the same file) replaces the rows from it on.
             self.history.rows = [row for row in self.history.rows if int(row["epoch"]) < epoch]
             self.history.on_epoch_end(epoch, history_row(kl_per_dimension, active))
 
@@ -122,7 +127,7 @@ class LatentMonitor(keras.callbacks.Callback):
     def diagnostics(self):
         """(KL per dimension [d], Var_x of each posterior mean [d]) on the fixed images, float64
         numpy: the figures of this epoch's weights."""
-        diagnose = self._diagnose or _compiled_diagnostics(self.model)
+        diagnose = self._diagnose or _compiled_diagnostics(self.model, self.images.shape[1:])
         kl_sums, means = 0.0, []
         for start in range(0, len(self.images), BATCH_SIZE):
             kl_sum, mean = diagnose(tf.constant(self.images[start:start + BATCH_SIZE]))
@@ -138,12 +143,12 @@ def history_row(kl_per_dimension, active_units):
             **{f"kl_dim_{i}": float(kl) for i, kl in enumerate(kl_per_dimension)}}
 
 
-def _compiled_diagnostics(model):
+def _compiled_diagnostics(model, image_shape):
     """One compiled function x -> (sum over the batch of KL_i [d], E_q[z|x] [batch, d]), every
-    latent layer's dimensions in ``latent_sizes`` order."""
+    latent layer's dimensions in ``latent_sizes`` order; traced once for any batch size."""
     seed = tf.constant(DIAGNOSTICS_SEED, tf.int64)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
     def diagnose(x):
         layers = model.latent_diagnostics(x, seed=seed).values()
         kl = tf.concat([tf.cast(layer.kl_per_dimension, tf.float32) for layer in layers], -1)
