@@ -265,3 +265,7 @@ def test_images_come_from_an_array_or_a_dataset_and_cannot_be_none():
     np.testing.assert_array_equal(latent_monitor.first_images(images, 1000), images)
     with pytest.raises(DataError, match="at least one image"):
         LatentMonitor(images[:0])
+    monitor = LatentMonitor(images[:, :4])
+    monitor.set_model(_model())
+    with pytest.raises(DataError, match=r"shape \(4, 8, 1\) but the model takes \(8, 8, 1\)"):
+        monitor.on_train_begin()

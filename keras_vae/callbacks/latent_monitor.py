@@ -83,15 +83,20 @@ class LatentMonitor(keras.callbacks.Callback):
         self.num_samples = num_samples
         self.num_reconstructions = num_reconstructions
         self.seed = seed
-        self.last = None  # (kl per dimension [d], active units) of the last epoch
+        self.last = None  # (KL per dimension [d], active units) of the last epoch
         self._summaries = None
         self._diagnose = None
         self._is_chief = True
 
     def on_train_begin(self, logs=None):
-        self._is_chief = distribute.is_chief(self.model.distribute_strategy)
+        strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
+        self._is_chief = distribute.is_chief(strategy)
         if not self._is_chief:
             return
+        shape, expected = tuple(self.images.shape[1:]), tuple(self.model.image_shape)
+        if shape != expected:
+            raise DataError(f"LatentMonitor's images have shape {shape} but the model takes "
+                            f"{expected}; give it images like the ones the model trains on.")
         self._diagnose = _compiled_diagnostics(self.model, self.images.shape[1:])
         if self.log_dir is not None and self._summaries is None:
             self._summaries = LatentSummaries(self.log_dir)
