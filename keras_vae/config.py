@@ -167,6 +167,7 @@ class TrainConfig:
     steps_per_execution: int = 1  # training steps per tf.function call (less Python per step)
     strategy: str = "auto"  # STRATEGIES
     precision: str = "float32"  # PRECISIONS
+    tensorboard: bool = True  # RUN/logs: losses, KL per latent dimension, images per epoch
 
     def __post_init__(self):
         check_choice("likelihood", self.likelihood, LIKELIHOODS)

@@ -181,8 +181,8 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
         "--epochs", "5", "--batch-size", "50", "--latent-dim", "8", "--hidden-units", "64",
         "--output", run)
     assert status == 0, err
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
-                                                      "model.keras"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv",
+                                                      "latent_history.csv", "logs", "model.keras"]
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["latent_dim"] == 8 and config["train"]["hidden_units"] == [64]
     assert {"tensorflow", "keras", "keras_vae", "tensorflow_probability"} <= set(
