@@ -46,6 +46,7 @@ from keras_vae.files import replace_atomically, write_json_atomically
 CONFIG = "config.json"
 MODEL = "model.keras"
 HISTORY = "history.csv"
+LATENT_HISTORY = "latent_history.csv"
 METRICS = "metrics.json"
 PER_EXAMPLE = "per_example.csv"
 BACKUP = "backup"
