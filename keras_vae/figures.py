@@ -64,7 +64,10 @@ def latent_points(model, images):
     """[N, 2] points to plot for ``images``: their posterior means E_q[z|x], projected on
     their first two principal components when the latent space has more than two
     dimensions, and drawn on a line (second coordinate 0) when it has one."""
-    return figures_latent.project(figures_latent.summarise_latents(model, images)).points
+    means = np.asarray(model.encode(np.asarray(images, np.float32)).mean(), np.float64)
+    summary = figures_latent.LatentSummary("z", means, np.full(means.shape[1], np.nan),
+                                           means.var(axis=0))
+    return figures_latent.project(summary).points
 
 
 def latent_plot(model, images, labels=None, projection=None):

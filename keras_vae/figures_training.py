@@ -28,17 +28,22 @@ from keras_vae.errors import RunError
 
 # Panels of the training figure: (title, [(history column, legend label, style)]). The
 # ELBO panel shows -ELBO, so that every curve but the KL weight goes down as training works.
+TRAINING, VALIDATION = "tab:blue", "tab:orange"  # one colour per split in every panel
 CURVES = [
-    ("-ELBO and loss (nats per example)", [("elbo", "-ELBO, training", "-"),
-                                           ("val_elbo", "-ELBO, validation", "-"),
-                                           ("loss", "loss, training", ":"),
-                                           ("val_loss", "loss, validation", ":")]),
-    ("Reconstruction -log p(x|z) (nats)", [("reconstruction", "training", "-"),
-                                           ("val_reconstruction", "validation", "-")]),
-    ("KL(q(z|x) || p(z)) (nats)", [("kl", "training", "-"), ("val_kl", "validation", "-")]),
-    ("KL weight (beta)", [("kl_weight", "KL weight", "-")]),
+    ("-ELBO and loss (nats per example)", [("elbo", "-ELBO, training", "-", TRAINING),
+                                           ("val_elbo", "-ELBO, validation", "-", VALIDATION),
+                                           ("loss", "loss, training", ":", TRAINING),
+                                           ("val_loss", "loss, validation", ":", VALIDATION)]),
+    ("Reconstruction -log p(x|z) (nats)", [("reconstruction", "training", "-", TRAINING),
+                                           ("val_reconstruction", "validation", "-",
+                                            VALIDATION)]),
+    ("KL(q(z|x) || p(z)) (nats)", [("kl", "training", "-", TRAINING),
+                                   ("val_kl", "validation", "-", VALIDATION)]),
+    ("KL weight (beta)", [("kl_weight", "KL weight", "-", "tab:green")]),
 ]
 NEGATED = ("elbo", "val_elbo")  # drawn as -ELBO
+COLLAPSE_TITLE = "KL per latent dimension (validation); ~0: collapsed"
+ACTIVE_TITLE = "Active units: Var_x(E_q[z_i]) > 0.01"
 
 
 def read_csv_columns(path):
@@ -98,14 +103,14 @@ def training_figure(history, latent_history=None, title="Training", kl_weight=No
     for index, (panel, curves) in enumerate(CURVES):
         axes = figure.add_subplot(grid[index // 3, index % 3])
         plotted[panel] = {}
-        for column, label, style in curves:
+        for column, label, style, colour in curves:
             if column in history:
                 values = -history[column] if column in NEGATED else history[column]
-                axes.plot(epochs, values, style, label=label)
+                axes.plot(epochs, values, style, color=colour, label=label)
                 plotted[panel][label] = (epochs, values)
         if column == "kl_weight" and column not in history and kl_weight is not None:
             values = np.full(len(epochs), float(kl_weight))
-            axes.plot(epochs, values, "-", label="constant: no warm-up")
+            axes.plot(epochs, values, "-", color="tab:green", label="constant: no warm-up")
             plotted[panel]["constant: no warm-up"] = (epochs, values)
         _finish(axes, panel, plotted[panel], "no warm-up: the KL weight was constant\n"
                 "(config.json gives its value)" if panel.startswith("KL weight")
@@ -119,8 +124,8 @@ def training_figure(history, latent_history=None, title="Training", kl_weight=No
         for axes in (collapse, units):
             _note(axes, "latent_history.csv is absent:\nthis run recorded no KL per dimension\n"
                         "(runs trained with the LatentMonitor\ncallback record it)")
-        collapse.set_title("KL per latent dimension", fontsize=11)
-        units.set_title("Active units", fontsize=11)
+        collapse.set_title(COLLAPSE_TITLE, fontsize=11)
+        units.set_title(ACTIVE_TITLE, fontsize=11)
     else:
         plotted.update(_latent_panels(collapse, units, latent_history))
     return figure, plotted
@@ -129,6 +134,8 @@ def training_figure(history, latent_history=None, title="Training", kl_weight=No
 def _latent_panels(collapse, units, latent):
     """A heat map of KL per dimension (rows: dimensions, most informative at the top) against
     epochs, and the active units per epoch."""
+    from matplotlib.ticker import MaxNLocator
+
     order = np.argsort(-latent.kl[-1], kind="stable")
     epochs = latent.epochs + 1
     image = collapse.imshow(latent.kl[:, order].T, aspect="auto", cmap="viridis",
@@ -139,21 +146,26 @@ def _latent_panels(collapse, units, latent):
                         fontsize=max(4, min(9, 400 // max(1, len(order)))))
     collapse.set_xlabel("epoch")
     collapse.set_ylabel("latent dimension (by final KL)")
-    collapse.set_title("KL per latent dimension (validation); ~0: collapsed", fontsize=11)
+    collapse.set_title(COLLAPSE_TITLE, fontsize=11)
     units.plot(epochs, latent.active_units, "-o", markersize=3, label="active units")
     units.set_ylim(0, latent.kl.shape[1] + 0.5)
     units.set_xlabel("epoch")
     units.set_ylabel(f"active units (of {latent.kl.shape[1]})")
-    units.set_title("Active units: Var_x(E_q[z_i]) > 0.01", fontsize=11)
+    units.set_title(ACTIVE_TITLE, fontsize=11)
     units.grid(alpha=0.3)
-    return {"KL per latent dimension": {str(i): (epochs, latent.kl[:, i])
-                                        for i in range(latent.kl.shape[1])},
-            "Active units": {"active units": (epochs, latent.active_units)}}
+    for axes in (collapse, units):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return {COLLAPSE_TITLE: {str(i): (epochs, latent.kl[:, i])
+                             for i in range(latent.kl.shape[1])},
+            ACTIVE_TITLE: {"active units": (epochs, latent.active_units)}}
 
 
 def _finish(axes, title, curves, absent):
+    from matplotlib.ticker import MaxNLocator
+
     axes.set_title(title, fontsize=11)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if curves:
         axes.legend(fontsize=9)
         axes.grid(alpha=0.3)
