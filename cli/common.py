@@ -26,23 +26,26 @@ def with_data_options(function):
     return function
 
 
-def _keep_unnamed_files(context, parameter, value):
-    """An existing file is replaced only when the user named it: the default --out must not
-    take the place of a picture made earlier (or of any file of that name)."""
-    if (context.get_parameter_source(parameter.name) == click.core.ParameterSource.DEFAULT
-            and pathlib.Path(value).exists()):
-        raise click.BadParameter(f"{value} exists and --out was not given: kvae replaces only "
-                                 f"a file you name; pass --out {value} to replace it, or "
-                                 f"another path.", context, parameter)
-    return value
-
-
 def out_option(default):
-    """--out FILE.png, ``default`` when not given (never replacing an existing file then)."""
-    return click.option("--out", type=click.Path(dir_okay=False), default=default,
-                        show_default=True, callback=_keep_unnamed_files,
-                        help="PNG file to write; missing folders are created. An existing "
-                             "file is replaced only when named here.")
+    """--out FILE.png, ``default`` when not given; an existing file is replaced only when the
+    user named it, so the default never takes the place of a picture made earlier (or of
+    any file of that name)."""
+
+    def resolve(context, parameter, value):
+        if value is not None:
+            return value
+        if pathlib.Path(default).exists():
+            raise click.BadParameter(f"{default} exists and --out was not given: kvae "
+                                     f"replaces only a file you name; pass --out {default} "
+                                     f"to replace it, or another path.", context, parameter)
+        return default
+
+    # default None: the callback then knows the option was not given (click 8.4 records the
+    # parameter's source only after the callback)
+    return click.option("--out", type=click.Path(dir_okay=False), default=None,
+                        callback=resolve,
+                        help=f"PNG file to write; missing folders are created. An existing "
+                             f"file is replaced only when named here.  [default: {default}]")
 
 
 def say_which_test_images(written):
