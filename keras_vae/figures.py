@@ -114,6 +114,7 @@ def write_latent_plot(run, out, num, dataset=None, data_dir=None, projection=Non
                       layer=None, seed=0):
     """``figures_latent.latent_picture`` of RUN's first ``num`` test images as the PNG
     ``out``."""
+    figures_latent.check_projection_library(projection)
     return _write_with_test_images(run, out, dataset, data_dir, lambda model, images, labels: (
         figures_latent.latent_picture(
             model, images[:num], None if labels is None else np.asarray(labels)[:num],

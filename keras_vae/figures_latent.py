@@ -28,7 +28,6 @@ import numpy as np
 from keras_vae import plots
 from keras_vae.config import LATENT_PROJECTIONS
 from keras_vae.errors import ConfigError
-from keras_vae.evaluation import ACTIVE_UNIT_THRESHOLD
 ENCODE_BATCH = 1000  # test images encoded at once: bounded memory for any test set
 PROJECTION_LIBRARIES = {"tsne": ("t-SNE", "scikit-learn"), "umap": ("UMAP", "umap-learn")}
 
@@ -47,6 +46,13 @@ class LatentSummary:
     def most_active(self, num):
         """The ``num`` dimensions of highest activity, most active first."""
         return np.argsort(-self.activity, kind="stable")[:num]
+
+    @property
+    def active(self):
+        """[D] booleans: Var_x(E_q[z_i]) > ``evaluation.ACTIVE_UNIT_THRESHOLD`` (0.01)."""
+        from keras_vae.evaluation import ACTIVE_UNIT_THRESHOLD  # TensorFlow: only when drawing
+
+        return self.activity > ACTIVE_UNIT_THRESHOLD
 
 
 def chosen_layer(model, layer=None):
@@ -126,6 +132,19 @@ def project(summary, projection=None, seed=0):
     label = PROJECTION_LIBRARIES[projection][0]
     return Projection(_embedding(projection, means, seed), (f"{label} 1", f"{label} 2"),
                       f"{label} of {dimensions} dimensions (distances are not preserved)")
+
+
+def check_projection_library(projection):
+    """ConfigError naming the extra to install when ``projection`` needs a library that is
+    missing; checked before any work, so the command stops at once."""
+    import importlib.util
+
+    if projection in PROJECTION_LIBRARIES:
+        module = {"tsne": "sklearn", "umap": "umap"}[projection]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--projection {projection} needs "
+                              f"{PROJECTION_LIBRARIES[projection][1]}, which is not installed: "
+                              f"pip install 'keras-vae[projections]'.")
 
 
 def _embedding(projection, means, seed):
@@ -223,7 +242,7 @@ def latent_picture(model, images, labels=None, projection=None, layer=None, seed
     axes = figure.add_axes([0.09, 0.09, 0.7, 0.8] if grid is None else
                            [0.05, 0.09, 0.38, 0.8])
     _scatter(axes, projected, labels)
-    active = int(np.sum(summary.activity > ACTIVE_UNIT_THRESHOLD))
+    active = int(np.sum(summary.active))
     axes.set_title(f"Posterior means E_q[{summary.layer}|x] of {len(summary.means)} test "
                    f"images:\n{projected.description} ({active} of {summary.means.shape[1]} "
                    f"dimensions active)", fontsize=11)

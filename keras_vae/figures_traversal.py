@@ -28,7 +28,8 @@ class Traversal:
     """``images`` [rows, steps, *image_shape], decoded means; ``dimensions`` [rows] the swept
     dimension of each row; ``offsets`` [steps] the values of t; ``values`` [rows, steps] the
     swept z_i; ``activity`` and ``kl_per_dimension`` [rows] of those dimensions (nats);
-    ``start`` [D] the posterior mean held fixed; ``layer`` its name."""
+    ``active`` [rows] whether each is an active unit; ``start`` [D] the posterior mean held
+    fixed; ``layer`` its name."""
 
     images: np.ndarray
     dimensions: np.ndarray
@@ -36,6 +37,7 @@ class Traversal:
     values: np.ndarray
     activity: np.ndarray
     kl_per_dimension: np.ndarray
+    active: np.ndarray
     start: np.ndarray
     layer: str
     image_index: int
@@ -62,7 +64,8 @@ def traversal(model, images, image_index=0, num_dimensions=8, steps=9, span=3.0,
     decoded = figures_latent.decoded_means(model, z.reshape(-1, len(start)))
     return Traversal(decoded.reshape(len(dimensions), steps, *decoded.shape[1:]), dimensions,
                      offsets, values, summary.activity[dimensions],
-                     summary.kl_per_dimension[dimensions], start, summary.layer, image_index)
+                     summary.kl_per_dimension[dimensions], summary.active[dimensions], start,
+                     summary.layer, image_index)
 
 
 def traversal_figure(result):
@@ -92,7 +95,6 @@ def traversal_figure(result):
 
 
 def _row_label(result, row):
-    inactive = "" if result.activity[row] > figures_latent.ACTIVE_UNIT_THRESHOLD \
-        else ", inactive"
+    inactive = "" if result.active[row] else ", inactive"
     return (f"{result.layer} {result.dimensions[row]}: KL {result.kl_per_dimension[row]:.2f} "
             f"nats, Var {result.activity[row]:.2f}{inactive}")

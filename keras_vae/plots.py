@@ -5,7 +5,8 @@ as an array, for a matplotlib axes to show with labelled ticks. ``new_figure`` m
 matplotlib ``Figure`` of an exact size in pixels on the Agg canvas (no display, no pyplot
 state); matplotlib is imported there, not at module import, so ``kvae --help`` stays fast.
 ``save_png`` writes a PIL image or a figure (``figure_image``): encoded in memory, written to
-a temporary file and renamed into place, creating missing folders. What a figure shows is ``figures*.py``'s.
+a temporary file and renamed into place, creating missing folders. What a figure shows is
+``figures*.py``'s.
 """
 
 import io

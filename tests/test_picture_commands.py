@@ -101,6 +101,22 @@ def test_bad_picture_options_are_one_line(monkeypatch, capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_missing_projection_library_stops_before_the_model_loads(monkeypatch, capsys,
+                                                                    tmp_path):
+    import importlib.util
+
+    from keras_vae import runs
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "umap" else find_spec(name, *args))
+    monkeypatch.setattr(runs, "load_run", lambda *args: pytest.fail("loaded the model"))
+    status, _, err = run_kvae(monkeypatch, capsys, "latent-plot", SHIPPED, "--projection",
+                              "umap", "--out", tmp_path / "u.png")
+    assert_one_line_error(status, err, r"--projection umap needs umap-learn, which is not "
+                                       r"installed: pip install 'keras-vae\[projections\]'")
+
+
 def test_a_two_dimensional_run_gets_its_manifold_and_its_rate_distortion_point(
         monkeypatch, capsys, idx_folder, tmp_path):
     run = tmp_path / "run"
