@@ -17,6 +17,7 @@ import pathlib
 import numpy as np
 
 from keras_vae import figures_latent, plots
+from keras_vae.errors import RunError
 
 # ------------------------------------------------------------------ figures of a model
 
@@ -142,8 +143,8 @@ def write_training_plot(run, out):
 
     directory = pathlib.Path(run)
     if not directory.is_dir():
-        raise runs.RunError(f"{run} is not a run folder: give the folder kvae fit wrote "
-                            f"(it holds {runs.HISTORY}).")
+        raise RunError(f"{run} is not a run folder: give the folder kvae fit wrote (it holds "
+                       f"{runs.HISTORY}).")
     history = figures_training.read_csv_columns(directory / runs.HISTORY)
     latent = figures_training.read_latent_history(directory / runs.LATENT_HISTORY)
     figure, _ = figures_training.training_figure(
