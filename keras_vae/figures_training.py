@@ -1,14 +1,15 @@
 """Pictures of training and of the rate-distortion trade-off: ``kvae training-plot`` and
-``kvae rate-distortion``. No model is needed: they read files of the run folder.
+``kvae rate-distortion``. They read files of run folders, and need no model.
 
 Training curves come from RUN/history.csv (``callbacks.HistoryWriter``: one row per epoch,
 columns ``epoch``, ``loss``, ``elbo``, ``reconstruction``, ``kl``, their ``val_`` twins when the
 run had a validation split, and ``kl_weight`` with a KL warm-up), all in nats per example,
 and from RUN/latent_history.csv when present (``runs.LATENT_HISTORY``, written by the
-``LatentMonitor`` callback: ``epoch, active_units, kl_dim_0 .. kl_dim_{d-1}``, the validation
-posterior's KL per dimension in nats, averaged over examples). KL per dimension over the
-epochs is the picture of posterior collapse: a dimension whose KL falls to ~0 nats carries no
-information about x (Bowman et al. 2016).
+``LatentMonitor`` callback: ``epoch, active_units, kl_dim_0 .. kl_dim_{d-1}``, the KL of the
+posterior per dimension in nats, averaged over the monitor's fixed images, validation images
+when the run has them). KL per dimension over the epochs is the picture of posterior
+collapse: a dimension whose KL falls to ~0 nats carries no information about x (Bowman et
+al. 2016).
 
 Rate-distortion (Alemi et al. 2018, "Fixing a broken ELBO"): for each run, distortion
 D = E[-log p(x|z)] and rate R = E[KL(q(z|x) || p(z))] on the test set, so -ELBO = D + R; the
@@ -42,7 +43,7 @@ CURVES = [
     ("KL weight (beta)", [("kl_weight", "KL weight", "-", "tab:green")]),
 ]
 NEGATED = ("elbo", "val_elbo")  # drawn as -ELBO
-COLLAPSE_TITLE = "KL per latent dimension (validation); ~0: collapsed"
+COLLAPSE_TITLE = "KL per latent dimension; ~0 nats: collapsed"
 ACTIVE_TITLE = "Active units: Var_x(E_q[z_i]) > 0.01"
 
 
