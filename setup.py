@@ -31,9 +31,14 @@ setup(
         "click>=8.0",
         "tensorboard",
         "numpy",
-        "pillow",
+        "pillow",  # pixel grids (plots.image_grid)
+        "matplotlib>=3.5",  # the latent, traversal, training and rate-distortion pictures
         "ai-edge-litert",  # the LiteRT interpreter that checks every TFLite export
     ],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist>=3"],
+        # kvae latent-plot --projection tsne (scikit-learn) and --projection umap (umap-learn)
+        "projections": ["scikit-learn>=1.2", "umap-learn>=0.5"],
+    },
     entry_points={"console_scripts": ["kvae=keras_vae.cli.main:main"]},
 )
