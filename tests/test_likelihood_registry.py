@@ -147,6 +147,33 @@ def test_registry_knows_the_built_in_heads_and_their_data():
     assert likelihoods.name_of(kv.BernoulliDecoder((4,))) == "bernoulli"
 
 
+def test_data_kind_is_a_registry_fact_that_the_head_repeats(laplace):
+    assert likelihoods.data_kind("bernoulli") == "binary"
+    assert likelihoods.data_kind("normal") == "real"
+    assert likelihoods.data_kind("laplace") == "real"  # from the class, which says nothing
+    for name in likelihoods.names():
+        assert likelihoods.data_kind(name) in likelihoods.DATA_KINDS
+        assert likelihoods.head_class(name).data_kind == likelihoods.data_kind(name)
+        assert likelihoods.needs_binarized_data(name) == (likelihoods.data_kind(name) == "binary")
+    # binarize and data say one thing: either implies the other, a contradiction is refused.
+    assert likelihoods.register("pixels", LaplaceDecoder, binarize=True, replace=True).data \
+        == "binary"
+    assert likelihoods.register("pixels", "a:B", data="binary", replace=True).binarize
+    with pytest.raises(ValueError, match="binarize=False contradicts data='binary'"):
+        likelihoods.register("pixels", "a:B", binarize=False, data="binary", replace=True)
+    with pytest.raises(ValueError, match="Unknown data 'grey'"):
+        likelihoods.register("pixels", "a:B", data="grey", replace=True)
+    likelihoods.register("pixels", "tests.test_likelihood_registry:LaplaceDecoder",
+                         data="levels", replace=True)
+    with pytest.raises(ValueError, match="registered with data='levels' but its head "
+                                         "LaplaceDecoder says data_kind='real'"):
+        likelihoods.head_class("pixels")
+    likelihoods.unregister("pixels")
+    # A head class states its data; one that sets only the older binarize gets "binary".
+    assert type("Levels", (LaplaceDecoder,), {"data_kind": "levels"}).binarize is False
+    assert type("Binary", (LaplaceDecoder,), {"binarize": True}).data_kind == "binary"
+
+
 def test_registry_refuses_what_cannot_work():
     with pytest.raises(ValueError, match="Unknown likelihood 'poisson': expected one of "
                                          "'bernoulli', 'normal'"):
@@ -190,6 +217,7 @@ NO_TENSORFLOW = textwrap.dedent("""
     sys.modules["keras_vae"] = package
     from keras_vae import config, likelihoods
     assert likelihoods.needs_binarized_data("bernoulli") and config.LIKELIHOODS
+    assert likelihoods.data_kind("normal") == "real"
     print(sorted(name for name in ("tensorflow", "keras") if name in sys.modules))
 """)
 

@@ -40,7 +40,7 @@ class BernoulliDecoder(ImageDecoder):
         architecture, hidden_units, activation, network: as in ``GaussianEncoder``.
     """
 
-    binarize = True
+    data_kind = "binary"  # so binarize = True
 
     def call(self, z, training=None):
         logits = self.likelihood_parameters(z, training=training)[..., 0]
