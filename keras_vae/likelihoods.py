@@ -39,6 +39,21 @@ DATA_KINDS = {
     "levels": "integers 0 .. levels - 1 (8-bit pixels: 0 .. 255)",
 }
 
+# What -log p(x) / (D ln 2), the bits per dimension that evaluation reports, is for each kind
+# of data: a mass for discrete data, a density for continuous ones. Only masses over the 256
+# levels are the published 8-bit tables' figure (Salimans et al. 2017; Theis et al. 2016).
+BITS_PER_DIM_MEANINGS = {
+    "binary": "a mass over {0, 1} per pixel: bits per binarised pixel (comparable across "
+              "binarised-data models, not with the 8-bit tables)",
+    "levels": "a mass over the levels: bits per value, the figure of the published 8-bit "
+              "tables when the levels are the 256 of 8-bit data",
+    "unit_interval": "a density on [0, 1], not a mass: add 8 (log2 256) to put it on the "
+                     "8-bit tables' scale, where it bounds the discrete figure only for "
+                     "uniformly dequantised data (Theis et al. 2016)",
+    "real": "a density on the data's own scale, not a mass: it changes with the scaling of "
+            "the data and is not comparable with the 8-bit tables",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Likelihood:
@@ -132,6 +147,13 @@ def data_kind(name):
     return get(name).data
 
 
+def bits_per_dim_meaning(name):
+    """What the bits per dimension of likelihood ``name`` measure (``BITS_PER_DIM_MEANINGS``
+    of its data kind): a mass, comparable with the 8-bit tables for 256 levels, or a
+    density, which is not."""
+    return BITS_PER_DIM_MEANINGS[data_kind(name)]
+
+
 def head_class(name):
     """The decoder head class of likelihood ``name``, imported on first use."""
     entry = get(name)
@@ -205,3 +227,11 @@ def _describe(head):
 
 register("bernoulli", "keras_vae.layers.bernoulli:BernoulliDecoder", data="binary")
 register("normal", "keras_vae.layers.normal:NormalDecoder", data="real")
+register("continuous_bernoulli",
+         "keras_vae.layers.continuous_bernoulli:ContinuousBernoulliDecoder",
+         data="unit_interval")
+register("laplace", "keras_vae.layers.laplace:LaplaceDecoder", data="real")
+register("logistic", "keras_vae.layers.logistic:LogisticDecoder", data="levels")
+register("logistic_mixture", "keras_vae.layers.logistic_mixture:LogisticMixtureDecoder",
+         data="levels")
+register("categorical", "keras_vae.layers.categorical:CategoricalDecoder", data="levels")
