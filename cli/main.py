@@ -289,6 +289,8 @@ def _summary(title, metrics):
                                                             "bits/dim (log p(x))")):
         if name in metrics:
             lines.append(f"  {unit:<20} {metrics[name]:10.4f}")
+    if "bits_per_dim_meaning" in metrics:  # a mass (8-bit tables' figure) or a density
+        lines.append(f"  bits/dim of {metrics['bits_per_dim_meaning']}")
     if "active_units" in metrics:
         lines.append(f"  {'active units':<20} {metrics['active_units']:>10d} of "
                      f"{len(metrics['kl_per_dimension'])}")

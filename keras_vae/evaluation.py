@@ -23,6 +23,9 @@ whose expectation is the same. With several latent layers the KL per dimension a
 units cover every layer in ``latent_sizes`` order, and ``evaluate`` adds them per layer.
 
 Bits per dimension = -log p(x) / (D ln 2) for D pixel values (an upper bound for the ELBO).
+They are the published 8-bit tables' figure only when log p(x) is a mass over 256 levels
+(the discrete likelihoods on 8-bit data); ``bits_per_dim_meaning`` says what they are for
+the model's likelihood (``likelihoods.bits_per_dim_meaning``).
 Every random draw comes from a stateless seed, so the same seed gives the same figures.
 """
 
@@ -31,7 +34,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import objectives
+from keras_vae import likelihoods, objectives
 from keras_vae.files import replace_atomically
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, sec. 5.2
@@ -212,7 +215,8 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
     """Every test figure of a model, as (metrics dict, per-example dict of arrays).
 
     metrics: elbo, reconstruction, kl, loss (means, nats), their standard errors, bits_per_dim
-    of the ELBO, kl_per_dimension (list), active_units, num_examples; with several latent
+    of the ELBO (and bits_per_dim_meaning, for a model with a registered ``likelihood``),
+    kl_per_dimension (list), active_units, num_examples; with several latent
     layers also layers = {name: {kl, kl_per_dimension, active_units}}; with ``iw_samples`` = K
     > 0 also log_likelihood (mean L_K, nats), its standard error, nll_bits_per_dim and
     iw_samples. per-example: elbo, reconstruction, kl (and log_likelihood) [n].
@@ -226,6 +230,8 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
         metrics[name] = float(statistics[name].mean())
         metrics[f"{name}_stderr"] = _standard_error(statistics[name])
     metrics["bits_per_dim"] = bits_per_dimension(-metrics["elbo"], dimensions)
+    if getattr(model, "likelihood", None) in likelihoods.names():  # a mass, or a density?
+        metrics["bits_per_dim_meaning"] = likelihoods.bits_per_dim_meaning(model.likelihood)
     metrics["kl_per_dimension"] = [float(v) for v in statistics["kl_per_dimension"]]
     metrics["active_units"] = active_units(statistics["posterior_mean_variance"])
     if len(statistics["layers"]) > 1:

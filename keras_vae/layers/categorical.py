@@ -6,7 +6,8 @@ levels 0 .. L - 1.
 
 the softmax cross-entropy of the element's level, with one logit per level and no order
 among the levels (unlike the discretised logistic, which ties neighbouring grey levels).
-Its mean, in levels, is sum_k k softmax(logits)_k. The head holds L parameters per element:
+Its mean is sum_k k softmax(logits)_k; ``mean()`` gives it as an intensity, E[x] / (L - 1)
+(``levels.py``). The head holds L parameters per element:
 with a flat (mlp) body that is L * prod(output_shape) outputs of the last layer (200k for
 MNIST at 256 levels), so prefer the conv body, a 1x1 head, for images.
 """
@@ -20,15 +21,17 @@ from keras_vae.layers.levels import DEFAULT_LEVELS, LevelsDecoder
 tfd = tfp.distributions
 
 
-def expected_level(logits):
-    """sum_k k softmax(logits)_k over the last axis: the mean level, in levels."""
+def intensity_mean(logits):
+    """sum_k k softmax(logits)_k / (L - 1) over the last axis: the mean level as an
+    intensity in [0, 1]."""
     levels = tf.range(tf.shape(logits)[-1], dtype=logits.dtype)
-    return tf.reduce_sum(tf.nn.softmax(logits) * levels, axis=-1)
+    top = tf.cast(tf.shape(logits)[-1] - 1, logits.dtype)
+    return tf.reduce_sum(tf.nn.softmax(logits) * (levels / top), axis=-1)
 
 
 class LevelCategorical(tfd.Categorical):
     """``tfd.Categorical`` over levels 0 .. L - 1 that takes float levels (the VAE's data are
-    float32) and has a mean, the expected level."""
+    float32) and has a mean, the expected level as an intensity (E[x] / (L - 1))."""
 
     def _log_prob(self, x):
         logits = self.logits_parameter()
@@ -36,7 +39,7 @@ class LevelCategorical(tfd.Categorical):
             labels=tf.cast(x, tf.int32), logits=logits)
 
     def _mean(self):
-        return tf.cast(expected_level(self.logits_parameter()), self.dtype)
+        return tf.cast(intensity_mean(self.logits_parameter()), self.dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -44,7 +47,8 @@ class CategoricalDecoder(LevelsDecoder):
     """z -> p(x|z) = Independent(Categorical(logits), len(output_shape)) over integer levels
     0 .. num_levels - 1; log p(x|z) = -sum_elements softmax cross-entropy nats (a mass).
 
-    Exports ``mean`` (the expected level / (L - 1), in [0, 1]) and ``probabilities``
+    ``mean()`` and the exported ``mean`` are the expected level / (L - 1), in [0, 1]
+    (``levels.py``); it exports also ``probabilities``
     [..., L] (softmax of the logits: all an app needs to draw a level itself).
 
     Args:
@@ -65,11 +69,11 @@ class CategoricalDecoder(LevelsDecoder):
 
     def export_outputs(self, z):
         logits = self.likelihood_parameters(z)
-        return {"mean": self.intensities(expected_level(logits)),
+        return {"mean": intensity_mean(logits),
                 "probabilities": tf.nn.softmax(logits)}
 
     def reference_outputs(self, distribution):
-        return {"mean": self.intensities(distribution.mean()),
+        return {"mean": distribution.mean(),
                 "probabilities": distribution.distribution.probs_parameter()}
 
     def output_meanings(self):

@@ -111,6 +111,10 @@ class ImageDecoder(DistributionLayer):
             tf.reduce_all(tf.math.is_finite(x)),
             ["The VAE received NaN or inf in its input data; clean the data first."])]
 
+    # The factor the VAE's encoder applies to this head's data (``GaussianEncoder``'s
+    # input_scale), so that its network sees values of order 1: 1 for data in [0, 1].
+    encoder_input_scale = 1.0
+
     def draw_data(self, intensities, seed):
         """Data such as this head is trained on, from grey levels in [0, 1]: binarised draws
         (``data.binarize``, stateless ``seed`` [2]) when ``binarize``, else unchanged."""

@@ -15,10 +15,13 @@ exactly instead, sigmoid(b) - sigmoid(a) = sigmoid(b) sigmoid(-a) (1 - exp(a - b
     log P(k) = -softplus(-b) - softplus(a) + log(1 - exp(-(b - a))),   b - a = 2h / s,
 
 a sum of logs with no cancellation in either tail or for tiny s (the edge bins drop the
-term of their infinite side); no fallback is needed. The mean, in levels, sums the
-probabilities of exceeding each threshold:
+term of their infinite side); no fallback is needed. The mean sums the probabilities of
+exceeding each threshold; ``mean()`` gives it as an intensity (``levels.py``):
 
-    E[x] = sum_{k=0}^{L-2} P(x > k) = sum_{k=0}^{L-2} sigmoid((mu - u_k - h) / s).
+    E[x] = sum_{k=0}^{L-2} P(x > k) = sum_{k=0}^{L-2} sigmoid((mu - u_k - h) / s),
+    mean() = E[x] / (L - 1).
+
+Reference: Salimans, Karpathy, Chen & Kingma, PixelCNN++, ICLR 2017, sec. 2.1.
 """
 
 import keras
@@ -38,32 +41,37 @@ MIN_SCALE = 1e-4
 
 def log_level_masses(x, loc, scale, num_levels):
     """log P(x) nats, elementwise, of the discretised logistic (module docstring) at integer
-    levels x, with loc and scale on the intensity scale."""
+    levels x, with loc and scale on the intensity scale.
+
+    Computed in levels (x - (L - 1) loc, over (L - 1) s): the bin edges x -+ 1/2 are then
+    exact in float32, which matters when s is a small fraction of a bin."""
     top = num_levels - 1
     x = tf.cast(x, loc.dtype)
-    half_bin = 0.5 / top
-    centre = x / top - loc
-    a = (centre - half_bin) / scale
-    b = (centre + half_bin) / scale
+    centre = x - top * loc
+    inverse_width = 1 / (top * scale)  # b - a: one bin over the scale
+    a = (centre - 0.5) * inverse_width
+    b = (centre + 0.5) * inverse_width
     zero = tf.zeros_like(centre)
     lower = tf.where(x > 0, -tf.math.softplus(a), zero)  # log sigmoid(-a); 0 when a = -inf
     upper = tf.where(x < top, -tf.math.softplus(-b), zero)  # log sigmoid(b); 0 when b = inf
-    width = tf.where((x > 0) & (x < top), -tf.math.log(-tf.math.expm1(-1 / (top * scale))),
-                     zero)
-    return lower + upper - width
+    bin_term = tf.where((x > 0) & (x < top),
+                        tf.math.log(-tf.math.expm1(-inverse_width)), zero)
+    return lower + upper + bin_term
 
 
-def level_mean(loc, scale, num_levels):
-    """E[x] in levels, elementwise: sum over the L - 1 thresholds of P(x > k), in ops the
-    TFLite converter lowers safely (sigmoid, sum)."""
+def intensity_mean(loc, scale, num_levels):
+    """E[x] / (L - 1), elementwise, in [0, 1]: the mean over the L - 1 thresholds k + 1/2 of
+    P(x > k), in ops the TFLite converter lowers safely (sigmoid, mean)."""
     top = num_levels - 1
-    thresholds = (tf.range(top, dtype=loc.dtype) + 0.5) / top
-    return tf.reduce_sum(tf.sigmoid((loc[..., None] - thresholds) / scale[..., None]), axis=-1)
+    thresholds = tf.range(top, dtype=loc.dtype) + 0.5
+    return tf.reduce_mean(tf.sigmoid((top * loc[..., None] - thresholds)
+                                     / (top * scale[..., None])), axis=-1)
 
 
 class DiscretizedLogistic(tfd.Distribution):
     """Scalar discretised logistic over 0 .. ``num_levels`` - 1 (module docstring): batch
-    shape that of loc and scale (intensity scale); ``log_prob`` and ``mean`` (in levels)."""
+    shape that of loc and scale (intensity scale); ``log_prob`` and ``mean`` (E[x] / (L - 1),
+    an intensity)."""
 
     def __init__(self, loc, scale, num_levels=DEFAULT_LEVELS, name="DiscretizedLogistic"):
         parameters = dict(locals())
@@ -90,7 +98,7 @@ class DiscretizedLogistic(tfd.Distribution):
         return log_level_masses(x, self.loc, self.scale, self.num_levels)
 
     def _mean(self):
-        return level_mean(self.loc, self.scale, self.num_levels)
+        return intensity_mean(self.loc, self.scale, self.num_levels)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -99,7 +107,8 @@ class LogisticDecoder(LevelsDecoder):
     integer levels 0 .. num_levels - 1; log p(x|z) = sum_pixels log P(x) nats (a mass).
 
     Both loc and scale are predicted per example and pixel, scale = softplus(.) + min_scale
-    (intensity scale). Exports ``mean`` (E[x] / (L - 1), in [0, 1]), ``loc`` and ``scale``
+    (intensity scale). ``mean()`` and the exported ``mean`` are E[x] / (L - 1), in [0, 1]
+    (``levels.py``). Exports also ``loc`` and ``scale``
     (both on the intensity scale: level k is at k / (L - 1)).
 
     Args:
@@ -129,12 +138,12 @@ class LogisticDecoder(LevelsDecoder):
 
     def export_outputs(self, z):
         loc, scale = self.logistic_parameters(z, softplus=stable_softplus)
-        mean = self.intensities(level_mean(loc, scale, self.num_levels))
-        return {"mean": mean, "loc": loc, "scale": scale}
+        return {"mean": intensity_mean(loc, scale, self.num_levels), "loc": loc,
+                "scale": scale}
 
     def reference_outputs(self, distribution):
         logistic = distribution.distribution
-        return {"mean": self.intensities(distribution.mean()), "loc": logistic.loc,
+        return {"mean": distribution.mean(), "loc": logistic.loc,
                 "scale": logistic.scale}
 
     def output_meanings(self):

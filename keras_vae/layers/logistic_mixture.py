@@ -9,7 +9,8 @@ Every element (pixel and channel) gets its own K-component mixture,
 with P_k the discretised logistic of ``logistic.py`` (its stable log masses) and mixture
 logits w. Channels are modelled independently given z: PixelCNN++ also couples the means of
 an RGB pixel's channels linearly, which a VAE decoder that sees z can learn without.
-The mean, in levels, is sum_k pi_k E_k[x].
+The mean is sum_k pi_k E_k[x]; ``mean()`` gives it as an intensity, E[x] / (L - 1)
+(``levels.py``).
 """
 
 import keras
@@ -18,7 +19,8 @@ import tensorflow_probability as tfp
 
 from keras_vae.layers.base import positive_scale, stable_softplus
 from keras_vae.layers.levels import DEFAULT_LEVELS, LevelsDecoder
-from keras_vae.layers.logistic import MIN_SCALE, check_min_scale, level_mean, log_level_masses
+from keras_vae.layers.logistic import (MIN_SCALE, check_min_scale, intensity_mean,
+                                       log_level_masses)
 
 tfd = tfp.distributions
 
@@ -28,7 +30,7 @@ DEFAULT_COMPONENTS = 5
 class DiscretizedLogisticMixture(tfd.Distribution):
     """Scalar mixture of discretised logistics over 0 .. ``num_levels`` - 1: ``logits``,
     ``loc`` and ``scale`` [..., K] (loc and scale on the intensity scale); batch shape their
-    leading axes; ``log_prob`` and ``mean`` (in levels)."""
+    leading axes; ``log_prob`` and ``mean`` (E[x] / (L - 1), an intensity)."""
 
     def __init__(self, logits, loc, scale, num_levels=DEFAULT_LEVELS,
                  name="DiscretizedLogisticMixture"):
@@ -63,9 +65,9 @@ class DiscretizedLogisticMixture(tfd.Distribution):
 
 
 def mixture_mean(weights, loc, scale, num_levels):
-    """sum_k pi_k E_k[x] in levels; one component at a time, which keeps the largest
-    intermediate at [..., L - 1] instead of [..., K, L - 1]."""
-    return tf.add_n([weights[..., k] * level_mean(loc[..., k], scale[..., k], num_levels)
+    """sum_k pi_k E_k[x] / (L - 1), in [0, 1]; one component at a time, which keeps the
+    largest intermediate at [..., L - 1] instead of [..., K, L - 1]."""
+    return tf.add_n([weights[..., k] * intensity_mean(loc[..., k], scale[..., k], num_levels)
                      for k in range(loc.shape[-1])])
 
 
@@ -75,9 +77,9 @@ class LogisticMixtureDecoder(LevelsDecoder):
     integer levels 0 .. num_levels - 1; log p(x|z) = sum_elements log P(x) nats (a mass).
 
     Per element the network predicts K mixture logits, K locations and K scales
-    (softplus(.) + min_scale, intensity scale): 3K parameters. Exports ``mean``
-    (E[x] / (L - 1), in [0, 1]), and ``weights``, ``loc`` and ``scale`` [..., K], everything
-    an app needs to draw x itself.
+    (softplus(.) + min_scale, intensity scale): 3K parameters. ``mean()`` and the exported
+    ``mean`` are E[x] / (L - 1), in [0, 1] (``levels.py``); it exports also ``weights``,
+    ``loc`` and ``scale`` [..., K], everything an app needs to draw x itself.
 
     Args:
         output_shape: shape of one example, e.g. (28, 28, 1).
@@ -115,12 +117,12 @@ class LogisticMixtureDecoder(LevelsDecoder):
     def export_outputs(self, z):
         logits, loc, scale = self.mixture_parameters(z, softplus=stable_softplus)
         weights = tf.nn.softmax(logits)
-        mean = self.intensities(mixture_mean(weights, loc, scale, self.num_levels))
-        return {"mean": mean, "weights": weights, "loc": loc, "scale": scale}
+        return {"mean": mixture_mean(weights, loc, scale, self.num_levels),
+                "weights": weights, "loc": loc, "scale": scale}
 
     def reference_outputs(self, distribution):
         mixture = distribution.distribution
-        return {"mean": self.intensities(distribution.mean()),
+        return {"mean": distribution.mean(),
                 "weights": tf.nn.softmax(mixture.logits), "loc": mixture.loc,
                 "scale": mixture.scale}
 
