@@ -54,8 +54,9 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             (seed, b * K + k), so results do not depend on ``chunk_size``: a chunk of draws
             k0 .. k0 + c - 1 is one call ``log_importance_weights(x, c, [seed, b * K + k0])``.
         batch_size: examples per batch when ``data`` is an array.
-        chunk_size: draws decoded at once (default: ``DECODER_ROWS_PER_CHUNK // batch``);
-            memory grows with chunk_size * batch, not with K.
+        chunk_size: draws decoded at once (default: ``DECODER_ROWS_PER_CHUNK // batch``, over
+            the decoder's outputs per value); memory grows with chunk_size * batch, not
+            with K.
         progress_file: optional .npz path. The estimates are saved there after every batch,
             and a later call with the same model, K and seed continues after the batches it
             holds (K = 5000 on 10,000 images takes most of an hour on two cores). The result
@@ -74,7 +75,7 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             values.append(progress.skip(index, int(x.shape[0])))
             continue
         chunk = _positive_int("chunk_size", chunk_size if chunk_size is not None else max(
-            1, DECODER_ROWS_PER_CHUNK // int(x.shape[0])))
+            1, DECODER_ROWS_PER_CHUNK // (int(x.shape[0]) * _outputs_per_value(model))))
         chunk = min(chunk, num_samples)
         if chunk not in estimates:
             estimates[chunk] = _importance_weighted_batch(model, chunk)
@@ -129,6 +130,13 @@ class _Progress:
                       lengths=np.array([len(v) for v in values], np.int64),
                       values=np.concatenate(values))
         replace_atomically(self.path, lambda file: np.savez(file, **arrays), mode="wb")
+
+
+def _outputs_per_value(model):
+    """Decoder outputs per data value (1 for Bernoulli, 3K for a mixture of K discretised
+    logistics, L for a categorical over L levels): the default chunk of draws shrinks by it,
+    so that its memory stays that of a Bernoulli chunk (256 levels would need 16 GB)."""
+    return max(1, int(getattr(getattr(model, "decoder", None), "num_parameters", 1)))
 
 
 def _weights_digest(weights):

@@ -392,3 +392,23 @@ def test_the_encoder_sees_8_bit_levels_as_intensities(tmp_path):
         model.encoder.input_scale
     with pytest.raises(ValueError, match="input_scale must be a positive number"):
         kv.GaussianEncoder(2, input_scale=0)
+
+
+def test_importance_sampling_chunks_shrink_with_the_heads_outputs(monkeypatch):
+    # A categorical over 256 levels decodes 256 numbers per pixel: a Bernoulli-sized chunk of
+    # 20,000 decoder rows would need 16 GB for MNIST. The chunk shrinks by the outputs per
+    # value, and the estimate does not depend on the chunk (stateless seeds per draw).
+    monkeypatch.setattr(evaluation, "DECODER_ROWS_PER_CHUNK", 700)
+    model, x = _model("categorical"), _data("categorical", 10)  # 7 outputs per value
+    chunks = []
+    original = model.log_importance_weights
+
+    def recording(x, num_samples, seed):
+        chunks.append(num_samples)
+        return original(x, num_samples, seed)
+
+    monkeypatch.setattr(model, "log_importance_weights", recording)
+    estimate = evaluation.log_likelihood(model, x, num_samples=20, batch_size=10)
+    assert chunks == [700 // (10 * 7)]
+    np.testing.assert_allclose(estimate, evaluation.log_likelihood(
+        model, x, num_samples=20, batch_size=10, chunk_size=20), rtol=1e-6)
