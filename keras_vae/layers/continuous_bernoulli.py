@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae.layers.decoder import ImageDecoder
+from keras_vae.layers.decoder import ImageDecoder, unit_interval_check
 
 tfd = tfp.distributions
 
@@ -109,10 +109,9 @@ class ContinuousBernoulliDecoder(ImageDecoder):
 
     def data_checks(self, x):
         """Finite, and in [0, 1], where the density lives."""
-        return super().data_checks(x) + [tf.debugging.Assert(
-            tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0),
-            ["likelihood='continuous_bernoulli' needs grey levels in [0, 1]; divide uint8 "
-             "pixels by 255 (kvae: --binarize none)."])]
+        return super().data_checks(x) + [unit_interval_check(
+            x, "likelihood='continuous_bernoulli' needs grey levels in [0, 1]; divide uint8 "
+               "pixels by 255 (kvae: --binarize none).")]
 
     def export_outputs(self, z):
         logits = self.likelihood_parameters(z)[..., 0]

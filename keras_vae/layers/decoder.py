@@ -153,3 +153,9 @@ class ImageDecoder(DistributionLayer):
 
     def get_config(self):
         return {**self._common_config(), "output_shape": list(self.image_shape)}
+
+
+def unit_interval_check(x, message):
+    """A run-time check (``tf.debugging.Assert``) that every value of x lies in [0, 1]."""
+    return tf.debugging.Assert(
+        tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0), [message])

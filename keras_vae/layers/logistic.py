@@ -68,31 +68,40 @@ def intensity_mean(loc, scale, num_levels):
                                      / (top * scale[..., None])), axis=-1)
 
 
-class DiscretizedLogistic(tfd.Distribution):
-    """Scalar discretised logistic over 0 .. ``num_levels`` - 1 (module docstring): batch
-    shape that of loc and scale (intensity scale); ``log_prob`` and ``mean`` (E[x] / (L - 1),
-    an intensity)."""
+class LevelDistribution(tfd.Distribution):
+    """Base of the scalar distributions over levels 0 .. ``num_levels`` - 1 whose parameters
+    are tensors of one shape: the batch shape, less ``component_axes`` trailing axes."""
 
-    def __init__(self, loc, scale, num_levels=DEFAULT_LEVELS, name="DiscretizedLogistic"):
-        parameters = dict(locals())
-        self.loc = tf.convert_to_tensor(loc, tf.float32)
-        self.scale = tf.convert_to_tensor(scale, tf.float32)
+    component_axes = 0
+
+    def __init__(self, parameters, num_levels, name):
+        for key, value in parameters.items():
+            setattr(self, key, tf.convert_to_tensor(value, tf.float32))
         self.num_levels = int(num_levels)
         super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
-                         validate_args=False, allow_nan_stats=True, parameters=parameters,
-                         name=name)
+                         validate_args=False, allow_nan_stats=True,
+                         parameters={**parameters, "num_levels": num_levels}, name=name)
 
     def _batch_shape(self):
-        return tf.broadcast_static_shape(self.loc.shape, self.scale.shape)
+        return self.loc.shape[:self.loc.shape.rank - self.component_axes]
 
     def _batch_shape_tensor(self):
-        return tf.broadcast_dynamic_shape(tf.shape(self.loc), tf.shape(self.scale))
+        return tf.shape(self.loc)[:tf.rank(self.loc) - self.component_axes]
 
     def _event_shape(self):
         return tf.TensorShape([])
 
     def _event_shape_tensor(self):
         return tf.constant([], tf.int32)
+
+
+class DiscretizedLogistic(LevelDistribution):
+    """Scalar discretised logistic over 0 .. ``num_levels`` - 1 (module docstring): loc and
+    scale on the intensity scale, of one shape, the batch shape; ``log_prob`` and ``mean``
+    (E[x] / (L - 1), an intensity)."""
+
+    def __init__(self, loc, scale, num_levels=DEFAULT_LEVELS, name="DiscretizedLogistic"):
+        super().__init__({"loc": loc, "scale": scale}, num_levels, name)
 
     def _log_prob(self, x):
         return log_level_masses(x, self.loc, self.scale, self.num_levels)

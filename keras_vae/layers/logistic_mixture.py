@@ -15,45 +15,26 @@ The mean is sum_k pi_k E_k[x]; ``mean()`` gives it as an intensity, E[x] / (L - 
 
 import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 from keras_vae.layers.base import positive_scale, stable_softplus
 from keras_vae.layers.levels import DEFAULT_LEVELS, LevelsDecoder
-from keras_vae.layers.logistic import (MIN_SCALE, check_min_scale, intensity_mean,
-                                       log_level_masses)
+from keras_vae.layers.logistic import (MIN_SCALE, LevelDistribution, check_min_scale,
+                                       intensity_mean, log_level_masses)
 
-tfd = tfp.distributions
 
 DEFAULT_COMPONENTS = 5
 
 
-class DiscretizedLogisticMixture(tfd.Distribution):
+class DiscretizedLogisticMixture(LevelDistribution):
     """Scalar mixture of discretised logistics over 0 .. ``num_levels`` - 1: ``logits``,
     ``loc`` and ``scale`` [..., K] (loc and scale on the intensity scale); batch shape their
     leading axes; ``log_prob`` and ``mean`` (E[x] / (L - 1), an intensity)."""
 
+    component_axes = 1
+
     def __init__(self, logits, loc, scale, num_levels=DEFAULT_LEVELS,
                  name="DiscretizedLogisticMixture"):
-        parameters = dict(locals())
-        self.logits = tf.convert_to_tensor(logits, tf.float32)
-        self.loc = tf.convert_to_tensor(loc, tf.float32)
-        self.scale = tf.convert_to_tensor(scale, tf.float32)
-        self.num_levels = int(num_levels)
-        super().__init__(dtype=tf.float32, reparameterization_type=tfd.NOT_REPARAMETERIZED,
-                         validate_args=False, allow_nan_stats=True, parameters=parameters,
-                         name=name)
-
-    def _batch_shape(self):
-        return self.loc.shape[:-1]
-
-    def _batch_shape_tensor(self):
-        return tf.shape(self.loc)[:-1]
-
-    def _event_shape(self):
-        return tf.TensorShape([])
-
-    def _event_shape_tensor(self):
-        return tf.constant([], tf.int32)
+        super().__init__({"logits": logits, "loc": loc, "scale": scale}, num_levels, name)
 
     def _log_prob(self, x):
         component_masses = log_level_masses(tf.cast(x, tf.float32)[..., None], self.loc,

@@ -21,14 +21,8 @@ class NormalDecoder(LocationScaleDecoder):
     constant makes the ELBO a real log-density bound. Data are used as given (any finite
     values). Exports ``mean`` (loc) and ``scale`` (the standard deviation of each pixel).
 
-    Args:
-        output_shape: shape of one image, e.g. (28, 28, 1).
-        scale: a positive float (fixed for every pixel), ``"per_pixel"`` (one learned scale per
-            pixel, initialised to 1) or ``"per_example"`` (predicted by the network for each
-            example and pixel). Learned scales are ``softplus(.) + min_scale``.
-        min_scale: floor of learned scales; without one, pixels that never vary (the
-            background of MNIST) drive the scale to 0 and the log-likelihood to +inf.
-        architecture, hidden_units, activation, network: as in ``GaussianEncoder``.
+    Args: as ``LocationScaleDecoder`` (output_shape; scale: a positive float, "per_pixel"
+    (default) or "per_example"; min_scale; architecture, hidden_units, activation, network).
     """
 
     distribution_class = tfd.Normal
