@@ -151,3 +151,30 @@ def test_importance_sampling_chunks_shrink_with_the_heads_outputs(monkeypatch):
     assert chunks == [700 // (10 * 7)]
     np.testing.assert_allclose(estimate, evaluation.log_likelihood(
         model, x, num_samples=20, batch_size=10, chunk_size=20), rtol=1e-6)
+
+
+def _check_in_a_graph(decoder, values):
+    """Runs the head's data checks inside a tf.function, as training does; returns the error."""
+
+    @tf.function
+    def checked(x):
+        with tf.control_dependencies(decoder.data_checks(x)):
+            return tf.identity(x)
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as failure:
+        checked(tf.constant(values, tf.float32))
+    return failure.value
+
+
+def test_the_cli_shows_a_failed_data_check_as_its_own_message():
+    # In a graph a failed tf.debugging.Assert says "Graph execution error:" first; kvae's one
+    # line is the check's message instead, quotes unescaped.
+    from keras_vae.cli.main import _first_line
+
+    error = _check_in_a_graph(LogisticDecoder((2,)), [0.0, 0.5])
+    assert _first_line(error) == (
+        "The discrete likelihood 'logistic' needs integer data in 0..255; pass --binarize "
+        "none with 8-bit data (uint8 pixels as they are, not divided by 255).")
+    error = _check_in_a_graph(likelihoods.head_class("continuous_bernoulli")((2,)), [0.0, 2.0])
+    assert _first_line(error).startswith(
+        "likelihood='continuous_bernoulli' needs grey levels in [0, 1]; divide uint8")
