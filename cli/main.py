@@ -4,6 +4,7 @@ Bad input ends with one line, ``Error: <what is wrong and how to fix it>``, and 
 exit status; never a traceback.
 """
 
+import re
 import sys
 import warnings
 
@@ -199,6 +200,8 @@ def _summary(title, metrics):
                                                             "bits/dim (log p(x))")):
         if name in metrics:
             lines.append(f"  {unit:<20} {metrics[name]:10.4f}")
+    if "bits_per_dim_meaning" in metrics:  # a mass (8-bit tables' figure) or a density
+        lines.append(f"  bits/dim of {metrics['bits_per_dim_meaning']}")
     if "active_units" in metrics:
         lines.append(f"  {'active units':<20} {metrics['active_units']:>10d} of "
                      f"{len(metrics['kl_per_dimension'])}")
@@ -235,6 +238,11 @@ def main():
 
 
 def _first_line(error):
-    """The first non-blank line of an exception's message, or its type's name."""
+    """The first non-blank line of an exception's message, or its type's name; for a failed
+    run-time check (a likelihood head's ``data_checks``, ``tf.debugging.Assert`` in a graph,
+    whose first line is only "Graph execution error:"), the check's own message."""
+    failed_check = re.search(r"assertion failed: \[(.*)\]", str(error))
+    if failed_check:
+        return failed_check.group(1).replace("\\'", "'")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__

@@ -23,6 +23,9 @@ whose expectation is the same. With several latent layers the KL per dimension a
 units cover every layer in ``latent_sizes`` order, and ``evaluate`` adds them per layer.
 
 Bits per dimension = -log p(x) / (D ln 2) for D pixel values (an upper bound for the ELBO).
+They are the published 8-bit tables' figure only when log p(x) is a mass over 256 levels
+(the discrete likelihoods on 8-bit data); ``bits_per_dim_meaning`` says what they are for
+the model's likelihood (``likelihoods.bits_per_dim_meaning``).
 Every random draw comes from a stateless seed, so the same seed gives the same figures.
 """
 
@@ -31,7 +34,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import objectives
+from keras_vae import likelihoods, objectives
 from keras_vae.files import replace_atomically
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016, sec. 5.2
@@ -51,8 +54,9 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             (seed, b * K + k), so results do not depend on ``chunk_size``: a chunk of draws
             k0 .. k0 + c - 1 is one call ``log_importance_weights(x, c, [seed, b * K + k0])``.
         batch_size: examples per batch when ``data`` is an array.
-        chunk_size: draws decoded at once (default: ``DECODER_ROWS_PER_CHUNK // batch``);
-            memory grows with chunk_size * batch, not with K.
+        chunk_size: draws decoded at once (default: ``DECODER_ROWS_PER_CHUNK // batch``, over
+            the decoder's outputs per value); memory grows with chunk_size * batch, not
+            with K.
         progress_file: optional .npz path. The estimates are saved there after every batch,
             and a later call with the same model, K and seed continues after the batches it
             holds (K = 5000 on 10,000 images takes most of an hour on two cores). The result
@@ -71,7 +75,7 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             values.append(progress.skip(index, int(x.shape[0])))
             continue
         chunk = _positive_int("chunk_size", chunk_size if chunk_size is not None else max(
-            1, DECODER_ROWS_PER_CHUNK // int(x.shape[0])))
+            1, DECODER_ROWS_PER_CHUNK // (int(x.shape[0]) * _outputs_per_value(model))))
         chunk = min(chunk, num_samples)
         if chunk not in estimates:
             estimates[chunk] = _importance_weighted_batch(model, chunk)
@@ -126,6 +130,13 @@ class _Progress:
                       lengths=np.array([len(v) for v in values], np.int64),
                       values=np.concatenate(values))
         replace_atomically(self.path, lambda file: np.savez(file, **arrays), mode="wb")
+
+
+def _outputs_per_value(model):
+    """Decoder outputs per data value (1 for Bernoulli, 3K for a mixture of K discretised
+    logistics, L for a categorical over L levels): the default chunk of draws shrinks by it,
+    so that its memory stays that of a Bernoulli chunk (256 levels would need 16 GB)."""
+    return max(1, int(getattr(getattr(model, "decoder", None), "num_parameters", 1)))
 
 
 def _weights_digest(weights):
@@ -212,7 +223,8 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
     """Every test figure of a model, as (metrics dict, per-example dict of arrays).
 
     metrics: elbo, reconstruction, kl, loss (means, nats), their standard errors, bits_per_dim
-    of the ELBO, kl_per_dimension (list), active_units, num_examples; with several latent
+    of the ELBO (and bits_per_dim_meaning, for a model with a registered ``likelihood``),
+    kl_per_dimension (list), active_units, num_examples; with several latent
     layers also layers = {name: {kl, kl_per_dimension, active_units}}; with ``iw_samples`` = K
     > 0 also log_likelihood (mean L_K, nats), its standard error, nll_bits_per_dim and
     iw_samples. per-example: elbo, reconstruction, kl (and log_likelihood) [n].
@@ -226,6 +238,8 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
         metrics[name] = float(statistics[name].mean())
         metrics[f"{name}_stderr"] = _standard_error(statistics[name])
     metrics["bits_per_dim"] = bits_per_dimension(-metrics["elbo"], dimensions)
+    if getattr(model, "likelihood", None) in likelihoods.names():  # a mass, or a density?
+        metrics["bits_per_dim_meaning"] = likelihoods.bits_per_dim_meaning(model.likelihood)
     metrics["kl_per_dimension"] = [float(v) for v in statistics["kl_per_dimension"]]
     metrics["active_units"] = active_units(statistics["posterior_mean_variance"])
     if len(statistics["layers"]) > 1:

@@ -88,19 +88,21 @@ class VAE(ELBOModel):
         self.latent_dim = _resolve_latent_dim(latent_dim, encoder, prior)
         body = dict(architecture=self.architecture, hidden_units=self.hidden_units,
                     activation=activation)
+        if isinstance(decoder, tuple(LIKELIHOODS.values())):
+            head = decoder
+        else:
+            head = LIKELIHOODS[self.likelihood](
+                self.image_shape, network=decoder, name="decoder", **body)
         if isinstance(encoder, GaussianEncoder):
             self.encoder = encoder
         else:
             if encoder is None:
                 networks.check_architecture_accepts(
                     self.architecture, self.image_shape, self.hidden_units)
+            # The head says how its data are scaled for a network (1/255 for 8-bit levels).
             self.encoder = GaussianEncoder(self.latent_dim, network=encoder, name="encoder",
-                                           **body)
-        if isinstance(decoder, tuple(LIKELIHOODS.values())):
-            self.decoder = decoder
-        else:
-            self.decoder = LIKELIHOODS[self.likelihood](
-                self.image_shape, network=decoder, name="decoder", **body)
+                                           input_scale=head.encoder_input_scale, **body)
+        self.decoder = head
         if tuple(self.decoder.image_shape) != self.image_shape:
             raise ValueError(
                 f"The decoder produces images of shape {self.decoder.image_shape} but "

@@ -1,6 +1,7 @@
-"""The likelihood registry (TF-free names and data facts) and a walk-through: a Laplace
-decoder head written here, registered here, that trains, saves, reloads and exports through
-the library without a change to any library file."""
+"""The likelihood registry (TF-free names and data facts) and a walk-through: a user's
+Laplace decoder head written here (the library has its own, ``layers/laplace.py``),
+registered here as "my_laplace", that trains, saves, reloads and exports through the library
+without a change to any library file."""
 
 import json
 import pathlib
@@ -63,11 +64,11 @@ class LaplaceDecoder(ImageDecoder):
 
 @pytest.fixture()
 def laplace():
-    """"laplace" registered for one test, then removed so that other tests see the
+    """"my_laplace" registered for one test, then removed so that other tests see the
     built-in registry only."""
-    likelihoods.register("laplace", LaplaceDecoder)
+    likelihoods.register("my_laplace", LaplaceDecoder)
     yield
-    likelihoods.unregister("laplace")
+    likelihoods.unregister("my_laplace")
 
 
 def test_laplace_log_prob_matches_the_closed_form():
@@ -90,8 +91,8 @@ def test_laplace_log_prob_matches_the_closed_form():
 
 def test_a_new_likelihood_trains_saves_and_exports_with_its_own_metadata(laplace, tmp_path):
     x = np.random.default_rng(1).normal(2.0, 3.0, size=(64, 6, 6, 1)).astype("float32")
-    model = kv.VAE((6, 6, 1), latent_dim=2, hidden_units=(8,), likelihood="laplace")
-    assert isinstance(model.decoder, LaplaceDecoder) and model.likelihood == "laplace"
+    model = kv.VAE((6, 6, 1), latent_dim=2, hidden_units=(8,), likelihood="my_laplace")
+    assert isinstance(model.decoder, LaplaceDecoder) and model.likelihood == "my_laplace"
     before = model.decoder.raw_scale.numpy().copy()
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     # Data far outside [0, 1]: the Laplace head checks finiteness only, as it says.
@@ -101,7 +102,7 @@ def test_a_new_likelihood_trains_saves_and_exports_with_its_own_metadata(laplace
 
     model.save(tmp_path / "laplace.keras")
     loaded = keras.models.load_model(tmp_path / "laplace.keras")
-    assert isinstance(loaded.decoder, LaplaceDecoder) and loaded.likelihood == "laplace"
+    assert isinstance(loaded.decoder, LaplaceDecoder) and loaded.likelihood == "my_laplace"
     z = np.random.default_rng(2).standard_normal((4, 2)).astype("float32")
     np.testing.assert_array_equal(loaded.decode(z).log_prob(x[:4]),
                                   model.decode(z).log_prob(x[:4]))
@@ -115,7 +116,7 @@ def test_a_new_likelihood_trains_saves_and_exports_with_its_own_metadata(laplace
                                rtol=1e-6)
 
     metadata = export.export_tflite(loaded, tmp_path / "tflite")
-    assert metadata["likelihood"] == "laplace"
+    assert metadata["likelihood"] == "my_laplace"
     (mean,) = metadata["files"]["decoder"]["outputs"]
     assert (mean["name"], mean["range"], mean["meaning"]) == (
         "mean", None, "Laplace location of each pixel")
@@ -128,34 +129,68 @@ def test_an_unregistered_head_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"LaplaceDecoder, is a likelihood head that is not "
                                          r"registered; register it first"):
         kv.VAE((6, 6, 1), latent_dim=2, decoder=LaplaceDecoder((6, 6, 1), hidden_units=(8,)))
-    with pytest.raises(ValueError, match="Unknown likelihood 'laplace': expected one of "
-                                         "'bernoulli', 'normal'"):
-        kv.VAE((6, 6, 1), latent_dim=2, likelihood="laplace")
+    with pytest.raises(ValueError, match="Unknown likelihood 'my_laplace': expected one of "
+                                         "'bernoulli', 'normal', 'continuous_bernoulli'"):
+        kv.VAE((6, 6, 1), latent_dim=2, likelihood="my_laplace")
 
 
 # ---------------------------------------------------------------- the registry
 
 
+BUILT_IN_DATA = {"bernoulli": "binary", "normal": "real", "continuous_bernoulli": "unit_interval",
+                 "laplace": "real", "logistic": "levels", "logistic_mixture": "levels",
+                 "categorical": "levels"}
+
+
 def test_registry_knows_the_built_in_heads_and_their_data():
-    assert config.LIKELIHOODS == likelihoods.names() == ("bernoulli", "normal")
+    assert config.LIKELIHOODS == likelihoods.names() == tuple(BUILT_IN_DATA)
+    assert {name: likelihoods.data_kind(name) for name in likelihoods.names()} == BUILT_IN_DATA
     assert likelihoods.needs_binarized_data("bernoulli")
-    assert not likelihoods.needs_binarized_data("normal")
+    assert not any(likelihoods.needs_binarized_data(name) for name in BUILT_IN_DATA
+                   if name != "bernoulli")
     # The TF-free fact and the head's own agree (head_class refuses a disagreement).
     for name in likelihoods.names():
         assert likelihoods.head_class(name).binarize == likelihoods.needs_binarized_data(name)
-    assert likelihoods.HEADS["normal"] is kv.NormalDecoder and "laplace" not in likelihoods.HEADS
+    assert likelihoods.HEADS["normal"] is kv.NormalDecoder and "my_laplace" not in likelihoods.HEADS
     assert likelihoods.name_of(kv.BernoulliDecoder((4,))) == "bernoulli"
+
+
+def test_data_kind_is_a_registry_fact_that_the_head_repeats(laplace):
+    assert likelihoods.data_kind("bernoulli") == "binary"
+    assert likelihoods.data_kind("normal") == "real"
+    assert likelihoods.data_kind("my_laplace") == "real"  # from the class: ImageDecoder's
+    for name in likelihoods.names():
+        assert likelihoods.data_kind(name) in likelihoods.DATA_KINDS
+        assert likelihoods.head_class(name).data_kind == likelihoods.data_kind(name)
+        assert likelihoods.needs_binarized_data(name) == (likelihoods.data_kind(name) == "binary")
+    # binarize and data say one thing: either implies the other, a contradiction is refused.
+    assert likelihoods.register("pixels", LaplaceDecoder, binarize=True, replace=True).data \
+        == "binary"
+    assert likelihoods.register("pixels", "a:B", data="binary", replace=True).binarize
+    with pytest.raises(ValueError, match="binarize=False contradicts data='binary'"):
+        likelihoods.register("pixels", "a:B", binarize=False, data="binary", replace=True)
+    with pytest.raises(ValueError, match="Unknown data 'grey'"):
+        likelihoods.register("pixels", "a:B", data="grey", replace=True)
+    likelihoods.register("pixels", "tests.test_likelihood_registry:LaplaceDecoder",
+                         data="levels", replace=True)
+    with pytest.raises(ValueError, match="registered with data='levels' but its head "
+                                         "LaplaceDecoder says data_kind='real'"):
+        likelihoods.head_class("pixels")
+    likelihoods.unregister("pixels")
+    # A head class states its data; one that sets only the older binarize gets "binary".
+    assert type("Levels", (LaplaceDecoder,), {"data_kind": "levels"}).binarize is False
+    assert type("Binary", (LaplaceDecoder,), {"binarize": True}).data_kind == "binary"
 
 
 def test_registry_refuses_what_cannot_work():
     with pytest.raises(ValueError, match="Unknown likelihood 'poisson': expected one of "
-                                         "'bernoulli', 'normal'"):
+                                         "'bernoulli', 'normal', 'continuous_bernoulli'"):
         likelihoods.needs_binarized_data("poisson")
     with pytest.raises(ValueError, match="'normal' is already registered .* replace=True"):
         likelihoods.register("normal", LaplaceDecoder)
     with pytest.raises(ValueError, match="head must be a class or 'module:ClassName'"):
-        likelihoods.register("laplace", "tests.test_likelihood_registry.LaplaceDecoder")
-    assert "laplace" not in likelihoods.names()
+        likelihoods.register("my_laplace", "tests.test_likelihood_registry.LaplaceDecoder")
+    assert "my_laplace" not in likelihoods.names()
 
 
 @pytest.mark.parametrize("head, binarize, message", [
@@ -164,22 +199,22 @@ def test_registry_refuses_what_cannot_work():
      "registered with binarize=True but its head LaplaceDecoder says binarize=False"),
 ])
 def test_a_wrong_registration_fails_when_the_head_is_first_needed(head, binarize, message):
-    likelihoods.register("laplace", head, binarize=binarize)
+    likelihoods.register("my_laplace", head, binarize=binarize)
     try:
-        assert likelihoods.needs_binarized_data("laplace") is bool(binarize)  # no import yet
+        assert likelihoods.needs_binarized_data("my_laplace") is bool(binarize)  # no import
         with pytest.raises(ValueError, match=message):
-            kv.VAE((6, 6, 1), latent_dim=2, likelihood="laplace")
+            kv.VAE((6, 6, 1), latent_dim=2, likelihood="my_laplace")
     finally:
-        likelihoods.unregister("laplace")
+        likelihoods.unregister("my_laplace")
 
 
 def test_a_head_registered_by_path_is_imported_when_a_model_needs_it():
-    likelihoods.register("laplace", "tests.test_likelihood_registry:LaplaceDecoder")
+    likelihoods.register("my_laplace", "tests.test_likelihood_registry:LaplaceDecoder")
     try:
-        model = kv.VAE((6, 6, 1), latent_dim=2, hidden_units=(8,), likelihood="laplace")
+        model = kv.VAE((6, 6, 1), latent_dim=2, hidden_units=(8,), likelihood="my_laplace")
         assert type(model.decoder) is LaplaceDecoder
     finally:
-        likelihoods.unregister("laplace")
+        likelihoods.unregister("my_laplace")
 
 
 NO_TENSORFLOW = textwrap.dedent("""
@@ -190,6 +225,9 @@ NO_TENSORFLOW = textwrap.dedent("""
     sys.modules["keras_vae"] = package
     from keras_vae import config, likelihoods
     assert likelihoods.needs_binarized_data("bernoulli") and config.LIKELIHOODS
+    assert likelihoods.data_kind("normal") == "real"
+    assert likelihoods.data_kind("logistic") == "levels"
+    assert "8-bit" in likelihoods.bits_per_dim_meaning("logistic")
     print(sorted(name for name in ("tensorflow", "keras") if name in sys.modules))
 """)
 

@@ -5,7 +5,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae.layers.decoder import ImageDecoder
+from keras_vae.layers.decoder import ImageDecoder, unit_interval_check
 
 tfd = tfp.distributions
 
@@ -40,7 +40,7 @@ class BernoulliDecoder(ImageDecoder):
         architecture, hidden_units, activation, network: as in ``GaussianEncoder``.
     """
 
-    binarize = True
+    data_kind = "binary"  # so binarize = True
 
     def call(self, z, training=None):
         logits = self.likelihood_parameters(z, training=training)[..., 0]
@@ -48,10 +48,9 @@ class BernoulliDecoder(ImageDecoder):
 
     def data_checks(self, x):
         """Finite, and in [0, 1]: log_prob of x outside it is garbage, not an error."""
-        return super().data_checks(x) + [tf.debugging.Assert(
-            tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0),
-            ["likelihood='bernoulli' needs data in [0, 1]; scale images to [0, 1] "
-             "(divide uint8 pixels by 255) or use likelihood='normal'."])]
+        return super().data_checks(x) + [unit_interval_check(
+            x, "likelihood='bernoulli' needs data in [0, 1]; scale images to [0, 1] "
+               "(divide uint8 pixels by 255) or use likelihood='normal'.")]
 
     def export_outputs(self, z):
         logits = self.likelihood_parameters(z)[..., 0]

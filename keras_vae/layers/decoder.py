@@ -11,6 +11,9 @@ of comparing names:
   its intensity, Salakhutdinov & Murray 2008), drawn by ``draw_data``. The data pipeline
   asks the registry (``likelihoods.needs_binarized_data``), which holds the same fact
   without importing TensorFlow; ``likelihoods.head_class`` checks that the two agree.
+- ``data_kind``: which data it takes, one of ``likelihoods.DATA_KINDS`` ("binary",
+  "unit_interval", "real", "levels"); the registry's ``likelihoods.data_kind`` holds the
+  same fact, checked likewise. ``binarize`` is ``data_kind == "binary"``.
 - ``data_checks(x)``: the run-time value checks its data need (every head: finite values;
   Bernoulli: values in [0, 1]), run by ``VAE`` on every batch it trains or evaluates on.
 - ``export_outputs(z)``: the tensors an export's ``decode`` returns, ``"mean"`` first,
@@ -41,11 +44,20 @@ class ImageDecoder(DistributionLayer):
 
     Subclasses implement ``call``, ``export_outputs``, ``reference_outputs`` and
     ``output_meanings`` (see the module docstring), and set ``num_parameters`` (per pixel)
-    and ``binarize`` when they differ from 1 and False.
+    and ``data_kind`` when they differ from 1 and "real" (``binarize`` follows it).
     """
 
     num_parameters = 1
     binarize = False
+    data_kind = "real"
+
+    def __init_subclass__(cls, **kwargs):
+        # binarize and data_kind state one fact; a head may set either (binarize came first).
+        super().__init_subclass__(**kwargs)
+        if "data_kind" in vars(cls):
+            cls.binarize = cls.data_kind == "binary"
+        elif "binarize" in vars(cls) and (cls.binarize or cls.data_kind == "binary"):
+            cls.data_kind = "binary" if cls.binarize else "real"
 
     def __init__(self, output_shape, architecture="mlp", hidden_units=None, activation="relu",
                  network=None, **kwargs):
@@ -99,6 +111,10 @@ class ImageDecoder(DistributionLayer):
             tf.reduce_all(tf.math.is_finite(x)),
             ["The VAE received NaN or inf in its input data; clean the data first."])]
 
+    # The factor the VAE's encoder applies to this head's data (``GaussianEncoder``'s
+    # input_scale), so that its network sees values of order 1: 1 for data in [0, 1].
+    encoder_input_scale = 1.0
+
     def draw_data(self, intensities, seed):
         """Data such as this head is trained on, from grey levels in [0, 1]: binarised draws
         (``data.binarize``, stateless ``seed`` [2]) when ``binarize``, else unchanged."""
@@ -137,3 +153,9 @@ class ImageDecoder(DistributionLayer):
 
     def get_config(self):
         return {**self._common_config(), "output_shape": list(self.image_shape)}
+
+
+def unit_interval_check(x, message):
+    """A run-time check (``tf.debugging.Assert``) that every value of x lies in [0, 1]."""
+    return tf.debugging.Assert(
+        tf.logical_and(tf.reduce_min(x) >= 0.0, tf.reduce_max(x) <= 1.0), [message])

@@ -26,12 +26,21 @@ class GaussianEncoder(DistributionLayer):
         activation: activation of the default body.
         network: optional Keras layer/model used as the body instead of the default; its
             output (any rank) is flattened before the head.
+        input_scale: factor applied to x before the body, so that the networks see values
+            of order 1 whatever the data's units: 1 (default) for data in [0, 1]; the VAE
+            sets 1/255 for 8-bit levels 0..255 (the likelihood head's
+            ``encoder_input_scale``).
     """
 
     def __init__(self, latent_dim, architecture="mlp", hidden_units=None, activation="relu",
-                 network=None, **kwargs):
+                 network=None, input_scale=1.0, **kwargs):
         super().__init__(architecture, hidden_units, activation, network, **kwargs)
         self.latent_dim = check_latent_dim(latent_dim)
+        if isinstance(input_scale, bool) or not isinstance(input_scale, (int, float)) \
+                or not input_scale > 0:
+            raise ValueError(f"input_scale must be a positive number; received "
+                             f"{input_scale!r}.")
+        self.input_scale = float(input_scale)
 
     def _default_network(self, input_shape):
         networks.check_architecture_accepts(self.architecture, input_shape, self.hidden_units)
@@ -46,6 +55,8 @@ class GaussianEncoder(DistributionLayer):
 
     def posterior_parameters(self, x, training=None):
         """(loc, raw_scale) of q(z|x) as float32 tensors [batch, latent_dim]."""
+        if self.input_scale != 1.0:
+            x = x * keras.ops.cast(self.input_scale, x.dtype)
         features = self.network(x, training=training)
         features = keras.ops.reshape(features, (keras.ops.shape(features)[0], -1))
         parameters = tf.cast(self.head(features), tf.float32)
@@ -57,4 +68,5 @@ class GaussianEncoder(DistributionLayer):
             tfd.Normal(loc=loc, scale=positive_scale(raw_scale)), reinterpreted_batch_ndims=1)
 
     def get_config(self):
-        return {**self._common_config(), "latent_dim": self.latent_dim}
+        return {**self._common_config(), "latent_dim": self.latent_dim,
+                "input_scale": self.input_scale}
