@@ -100,6 +100,24 @@ def needs_binarized_data(name):
     return get(name).binarize
 
 
+# What the data of a likelihood are (``data_kind``): the data pipeline's value rule.
+DATA_KINDS = ("binary", "unit_interval", "real", "levels")
+# The kinds of the non-binarised likelihoods that are not "real" (minimal stand-in until the
+# heads register their own kind).
+_DATA_KINDS = {"continuous_bernoulli": "unit_interval", "logistic": "levels",
+               "logistic_mixture": "levels", "categorical": "levels"}
+
+
+def data_kind(name):
+    """What the data of likelihood ``name`` are (no TensorFlow), one of ``DATA_KINDS``:
+    "binary" (binarised grey levels, Bernoulli), "unit_interval" (continuous values in
+    [0, 1]), "real" (any real values; images as grey levels in [0, 1]) or "levels" (integers
+    0..L-1; 8-bit images as 0..255)."""
+    if get(name).binarize:
+        return "binary"
+    return _DATA_KINDS.get(name, "real")
+
+
 def head_class(name):
     """The decoder head class of likelihood ``name``, imported on first use."""
     entry = get(name)
