@@ -65,7 +65,8 @@ _OPTIONS = [
                       + " ".join(f"{preset.name}: {preset.description.split(':')[0]}."
                                  for preset in presets.PRESETS.values())),
     _train_option("dataset", help="TFDS image dataset name (mnist, fashion_mnist, kmnist, "
-                                  "cifar10, ...)."),
+                                  "cifar10, ...); with --data-dir, a name for the data (the "
+                                  "run folder's)."),
     _train_option("data_dir", type=click.Path(),
                   help="Local data: a folder of MNIST IDX files, an .npz, a folder of images, "
                        "or a .csv of numeric columns with a header row (flat vectors: "

@@ -39,6 +39,9 @@ def cli():
     "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --epochs 1",
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
     "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
+    "kvae fit --dataset mnist --data-dir ../shared/data/mnist --likelihood normal",
+    "kvae fit --dataset blobs --data-dir examples/blobs.csv --label-column cluster "
+    "--likelihood normal",
     "kvae fit --dataset mnist --output runs/run1 --resume",
     "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear",
     "kvae fit --dataset mnist --strategy mirrored --batch-size 256",
@@ -94,10 +97,9 @@ _data_options = [
 ]
 
 
-def _out_option(default):
+def _out_option(default, help="PNG file to write; missing folders are created."):
     return click.option("--out", type=click.Path(dir_okay=False), default=default,
-                        show_default=True,
-                        help="PNG file to write; missing folders are created.")
+                        show_default=True, help=help)
 
 
 def _say_which_test_images(written):
@@ -150,16 +152,18 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_prote
 
 
 @cli.command(epilog=_examples("kvae sample saved_models/mnist-bernoulli-mlp --num 64 --seed 0 "
-                              "--out samples.png"))
+                              "--out samples.png",
+                              "kvae sample runs/table --num 100 --out samples.csv"))
 @_run_argument
 @click.option("--num", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_out_option("samples.png")
+@_out_option("samples.png", help="PNG file to write, or .npy/.csv for the sampled values (the "
+                                 "form for tabular data); missing folders are created.")
 def sample(run, num, seed, out):
-    """Draw z from the prior and save the decoded means as a PNG grid."""
-    from keras_vae import figures
+    """Draw z from the prior and save the decoded means as a PNG grid (or as values)."""
+    from keras_vae import samples
 
-    written = figures.write_samples(run, out, num, seed)
+    written = samples.write_samples(run, out, num, seed)
     click.echo(f"Wrote {written.count} samples to {written.path}")
 
 
