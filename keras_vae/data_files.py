@@ -148,9 +148,8 @@ def load_image_folder(folder, test_fraction=0.1, seed=0):
     """{split: (images [N, H, W, C], None)} from a folder of PNG/JPEG files of one size; a
     seeded random ``test_fraction`` of them is held out as the test split (``hold_out_test``).
 
-    8-bit files stay uint8 grey levels 0..255 (scaled, or kept for a discrete likelihood, by
-    ``data_values``); with any 16-bit PNG among them, every file is scaled by its own bit
-    depth to float32 in [0, 1] (8-bit by 255, 16-bit by 65535).
+    Images come as uint8 grey levels 0..255 (16-bit PNGs are decoded to 8 bits), scaled, or
+    kept for a discrete likelihood, by ``data_values``.
     """
     import tensorflow as tf  # here: the other sources do not need it
 
@@ -166,8 +165,6 @@ def load_image_folder(folder, test_fraction=0.1, seed=0):
         except tf.errors.OpError:
             raise DataError(f"Cannot decode {path} as an image; remove it or fix it.") from None
         images.append(image)
-    if any(image.dtype != np.uint8 for image in images):
-        images = [(image / np.iinfo(image.dtype).max).astype(np.float32) for image in images]
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise DataError(f"{folder} holds images of several shapes {sorted(shapes)[:3]}...; "
