@@ -161,9 +161,12 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_prote
                                  "form for tabular data); missing folders are created.")
 def sample(run, num, seed, out):
     """Draw z from the prior and save the decoded means as a PNG grid (or as values)."""
-    from keras_vae import samples
+    from keras_vae import figures, samples
 
-    written = samples.write_samples(run, out, num, seed)
+    if samples.writes_values(out):
+        written = samples.write_sample_values(run, out, num, seed)
+    else:
+        written = figures.write_samples(run, out, num, seed)
     click.echo(f"Wrote {written.count} samples to {written.path}")
 
 

@@ -173,8 +173,9 @@ def test_sample_writes_the_vectors_of_a_tabular_run_and_refuses_a_picture(blobs_
                                 tmp_path / "s.csv")
     assert status == 0 and len((tmp_path / "s.csv").read_text().splitlines()) == 8
     status, _, err = run_kvae(monkeypatch, capsys, "sample", run, "--out", tmp_path / "s.png")
-    assert_one_line_error(status, err, r"models vectors of 4 values, which have no picture: "
-                                       r"pass --out samples.csv")
+    assert_one_line_error(status, err, r"The examples are vectors of 4 values, not images: "
+                                       r"they have no picture \(kvae sample --out samples.csv "
+                                       r"writes sampled values")
     assert not (tmp_path / "s.png").exists()
 
 
