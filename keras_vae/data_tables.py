@@ -66,7 +66,9 @@ def load_csv(path, label_column=None, test_fraction=0.1, seed=0):
         for position, index in enumerate(features):
             values[example, position] = _number(path, number, header[index], row[index])
         if label_index is not None:
-            raw_labels.append(_label(path, number, label_column, row[label_index]))
+            raw_labels.append(_present(path, number, label_column, row[label_index],
+                                       "give every example a label, or leave out "
+                                       "--label-column."))
     labels = _class_indices(raw_labels) if label_index is not None else None
     return hold_out_test(values, labels, test_fraction, seed)
 
@@ -95,12 +97,18 @@ def _is_number(text):
     return True
 
 
-def _number(path, line, column, text):
-    """``text`` as a finite float, or a DataError naming the file, line and column."""
+def _present(path, line, column, text, fix):
+    """``text`` stripped, or a DataError naming the empty field and ``fix``."""
     text = text.strip()
     if not text:
-        raise DataError(f"{path} line {line}, column {column!r} is empty: missing values are "
-                        f"not supported; fill them in or drop the row.")
+        raise DataError(f"{path} line {line}, column {column!r} is empty: {fix}")
+    return text
+
+
+def _number(path, line, column, text):
+    """``text`` as a finite float, or a DataError naming the file, line and column."""
+    text = _present(path, line, column, text, "missing values are not supported; fill them "
+                                              "in or drop the row.")
     try:
         value = float(text)
     except ValueError:
@@ -111,14 +119,6 @@ def _number(path, line, column, text):
         raise DataError(f"{path} line {line}, column {column!r} holds {text!r}: missing or "
                         f"infinite values are not supported; fill them in or drop the row.")
     return value
-
-
-def _label(path, line, column, text):
-    text = text.strip()
-    if not text:
-        raise DataError(f"{path} line {line}, label column {column!r} is empty; give every "
-                        f"example a label, or leave out --label-column.")
-    return text
 
 
 def _class_indices(labels):

@@ -89,6 +89,10 @@ def test_label_column_errors(tmp_path):
     np.savez(tmp_path / "d.npz", x_train=np.zeros((3, 2)), x_test=np.zeros((2, 2)))
     with pytest.raises(DataError, match="--label-column names a column of a CSV file"):
         data.load_arrays("t", tmp_path / "d.npz", label_column="kind")
+    blank = write_csv(tmp_path / "b.csv", "x,label\n1,a\n2,\n")
+    with pytest.raises(DataError, match=r"b\.csv line 3, column 'label' is empty: give every "
+                                        r"example a label"):
+        data.load_arrays("t", blank, label_column="label")
     with pytest.raises(DataError, match="is a file but not an .npz or a .csv"):
         data.load_arrays("t", write_csv(tmp_path / "t.tsv", "a\tb\n"))
 
