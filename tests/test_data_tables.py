@@ -217,3 +217,14 @@ def test_fit_on_a_csv_with_a_non_numeric_column_is_one_line_naming_it(blobs_run,
     assert_one_line_error(status, err, r"blobs\.csv line 2, column 'group' holds 'g0', not a "
                                        r"number: .* name it with --label-column")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_tabular_run_evaluates_on_other_vectors_without_its_label_column(blobs_run, tmp_path,
+                                                                          monkeypatch, capsys):
+    run, _ = blobs_run
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "v.npz", x_train=rng.normal(size=(6, 4)), x_test=rng.normal(size=(5, 4)))
+    status, out, err = run_kvae(monkeypatch, capsys, "evaluate", run, "--data-dir",
+                                tmp_path / "v.npz")
+    assert status == 0, err
+    assert "on 5 test examples" in out
