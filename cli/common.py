@@ -26,7 +26,7 @@ def with_data_options(function):
     return function
 
 
-def out_option(default):
+def out_option(default, help="PNG file to write; missing folders are created."):
     """--out FILE.png, ``default`` when not given; an existing file is replaced only when the
     user named it, so the default never takes the place of a picture made earlier (or of
     any file of that name)."""
@@ -44,8 +44,8 @@ def out_option(default):
     # parameter's source only after the callback)
     return click.option("--out", type=click.Path(dir_okay=False), default=None,
                         callback=resolve,
-                        help=f"PNG file to write; missing folders are created. An existing "
-                             f"file is replaced only when named here.  [default: {default}]")
+                        help=f"{help} An existing file is replaced only when named here.  "
+                             f"[default: {default}]")
 
 
 def say_which_test_images(written):

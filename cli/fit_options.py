@@ -65,10 +65,19 @@ _OPTIONS = [
                       + " ".join(f"{preset.name}: {preset.description.split(':')[0]}."
                                  for preset in presets.PRESETS.values())),
     _train_option("dataset", help="TFDS image dataset name (mnist, fashion_mnist, kmnist, "
-                                  "cifar10, ...)."),
+                                  "cifar10, ...); with --data-dir, a name for the data (the "
+                                  "run folder's)."),
     _train_option("data_dir", type=click.Path(),
-                  help="Local data: a folder of MNIST IDX files, an .npz, or a folder of images."),
+                  help="Local data: a folder of MNIST IDX files, an .npz, a folder of images, "
+                       "or a .csv of numeric columns with a header row (flat vectors: "
+                       "--architecture mlp)."),
+    _train_option("label_column", help="The CSV column of class labels (numbers or names): "
+                                       "not modelled, it colours kvae latent-plot."),
     _train_option("likelihood", type=click.Choice(options.LIKELIHOODS)),
+    _train_option("binarize", type=click.Choice(options.BINARIZATIONS),
+                  help="Binarised pixels for a binary likelihood (bernoulli): dynamic (a fresh "
+                       "draw each epoch) or static (one seeded draw); none keeps grey levels "
+                       "for the others [default: dynamic for bernoulli, none otherwise]."),
     _train_option("architecture", type=click.Choice(options.ARCHITECTURES)),
     _train_option("latent_dim", type=click.IntRange(min=1)),
     _train_option("hidden_units", callback=_parse_hidden_units,

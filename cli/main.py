@@ -39,6 +39,9 @@ def cli():
     "kvae fit --preset burda-mnist --data-dir ../shared/data/mnist --epochs 1",
     "kvae fit --dataset mnist --data-dir ../shared/data/mnist --epochs 10",
     "kvae fit --dataset fashion_mnist --architecture conv --latent-dim 16",
+    "kvae fit --dataset mnist --data-dir ../shared/data/mnist --likelihood normal",
+    "kvae fit --dataset blobs --data-dir examples/blobs.csv --label-column cluster "
+    "--likelihood normal",
     "kvae fit --dataset mnist --output runs/run1 --resume",
     "kvae fit --dataset mnist --objective iwae --iw-samples 5 --kl-warmup linear",
     "kvae fit --dataset mnist --strategy mirrored --batch-size 256",

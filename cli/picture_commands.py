@@ -15,16 +15,21 @@ from keras_vae.cli.common import (examples, out_option, run_argument, say_which_
 SHIPPED = "saved_models/mnist-bernoulli-mlp"
 
 
-@click.command(epilog=examples(f"kvae sample {SHIPPED} --num 64 --seed 0 --out samples.png"))
+@click.command(epilog=examples(f"kvae sample {SHIPPED} --num 64 --seed 0 --out samples.png",
+                               "kvae sample runs/table --num 100 --out samples.csv"))
 @run_argument
 @click.option("--num", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@out_option("samples.png")
+@out_option("samples.png", help="PNG file to write, or .npy/.csv for the sampled values (the "
+                                "form for tabular data); missing folders are created.")
 def sample(run, num, seed, out):
-    """Draw z from the prior and save the decoded means as a PNG grid."""
-    from keras_vae import figures
+    """Draw z from the prior and save the decoded means as a PNG grid (or as values)."""
+    from keras_vae import figures, samples
 
-    written = figures.write_samples(run, out, num, seed)
+    if samples.writes_values(out):
+        written = samples.write_sample_values(run, out, num, seed)
+    else:
+        written = figures.write_samples(run, out, num, seed)
     click.echo(f"Wrote {written.count} samples to {written.path}")
 
 

@@ -3,7 +3,8 @@ reconstruct``, ``interpolate`` and ``latent-plot`` work on a machine without the
 shipped models carry them.
 
 Binary images are packed 8 pixels per byte (10,000 MNIST images: 0.98 MB); others are stored
-as 8-bit grey levels, which must represent them exactly (images read from 8-bit files do).
+as 8-bit grey levels, which must represent them exactly (images read from 8-bit files do), and
+the integer images 0..255 of a discrete likelihood as those integers.
 """
 
 import pathlib
@@ -22,18 +23,20 @@ def save_test_examples(directory, images, labels=None):
 
     Binary images are packed 8 pixels per byte (10,000 MNIST images: 0.98 MB); others are
     stored as 8-bit grey levels, which must represent them exactly (images read from 8-bit
-    files do).
+    files do), and integer images 0..255 (a discrete likelihood's) as those integers.
     """
     images = np.asarray(images, np.float32)
     arrays = {"shape": np.array(images.shape, np.int64)}
+    grey = np.round(images * 255)
     if np.all((images == 0) | (images == 1)):
         arrays["packed_bits"] = np.packbits(images.astype(np.uint8).ravel())
-    else:
-        grey = np.round(images * 255)
-        if np.abs(grey / 255 - images).max() > 1e-6 or grey.min() < 0 or grey.max() > 255:
-            raise ValueError("Only binary or 8-bit grey images (k / 255) can be stored "
-                             "exactly in test_examples.npz.")
+    elif np.abs(grey / 255 - images).max() <= 1e-6 and grey.min() >= 0 and grey.max() <= 255:
         arrays["grey_levels"] = grey.astype(np.uint8)
+    elif np.all(images == np.round(images)) and images.min() >= 0 and images.max() <= 255:
+        arrays["levels"] = images.astype(np.uint8)
+    else:
+        raise ValueError("Only binary or 8-bit grey images (k / 255), or integer images "
+                         "0..255, can be stored exactly in test_examples.npz.")
     if labels is not None:
         arrays["labels"] = np.asarray(labels)
     path = pathlib.Path(directory) / runs.TEST_EXAMPLES
@@ -54,6 +57,8 @@ def load_test_examples(directory):
             if "packed_bits" in saved:
                 flat = np.unpackbits(saved["packed_bits"], count=int(np.prod(shape)))
                 images = flat.reshape(shape).astype(np.float32)
+            elif "levels" in saved:
+                images = saved["levels"].astype(np.float32).reshape(shape)
             else:
                 images = saved["grey_levels"].astype(np.float32).reshape(shape) / 255
             labels = saved["labels"] if "labels" in saved else None

@@ -22,6 +22,7 @@ from keras_vae.errors import ConfigError
 # The registered likelihoods (likelihoods.py, the built-ins at import): the decoder head of each.
 LIKELIHOODS = likelihoods.names()
 ARCHITECTURES = ("mlp", "conv")  # networks.py
+BINARIZATIONS = ("dynamic", "static", "none")  # data.py
 OBJECTIVES = ("elbo", "iwae")  # objectives.py
 LEARNING_RATE_SCHEDULES = ("constant", "cosine", "burda")  # schedules.py
 KL_WARMUPS = ("none", "linear", "cyclical")  # warmup.py
@@ -102,6 +103,35 @@ def check_architecture_accepts(architecture, shape, hidden_units):
             f"images, use fewer hidden_units, or use architecture='mlp'.")
 
 
+_DATA_DESCRIPTIONS = {"unit_interval": "values in [0, 1]", "real": "real values",
+                      "levels": "integer levels"}
+
+
+def resolve_binarize(binarize, likelihood):
+    """How the data of ``likelihood`` are binarised, one of ``BINARIZATIONS``: "dynamic" (a
+    fresh draw each epoch, Burda et al. 2016), "static" (one seeded draw of the training set,
+    as validation and test always get) or "none". ``None`` selects "dynamic" for a binary
+    likelihood (``likelihoods.data_kind``), "none" for the others; every other pairing of a
+    binary likelihood and "none", or of a non-binary one and a binarisation, is refused."""
+    binary = likelihoods.data_kind(likelihood) == "binary"
+    if binarize is None:
+        return "dynamic" if binary else "none"
+    check_choice("binarize", binarize, BINARIZATIONS)
+    if binary and binarize == "none":
+        raise ConfigError(f"binarize='none' would give likelihood={likelihood!r} grey levels, "
+                          f"and a Bernoulli log-probability of grey levels is not a "
+                          f"likelihood (it does not normalise over [0, 1]); use "
+                          f"likelihood='continuous_bernoulli' for grey levels, or "
+                          f"binarize='dynamic' or 'static'.")
+    if not binary and binarize != "none":
+        raise ConfigError(f"binarize={binarize!r} makes binary data for a binary likelihood "
+                          f"such as 'bernoulli'; likelihood={likelihood!r} takes "
+                          f"{_DATA_DESCRIPTIONS[likelihoods.data_kind(likelihood)]} as they "
+                          f"are: use binarize='none' (its default), or "
+                          f"likelihood='bernoulli'.")
+    return binarize
+
+
 def check_groups(latent_dim, num_groups):
     """free_bits_groups must split latent_dim into equal groups."""
     if not (isinstance(num_groups, int) and 1 <= num_groups <= latent_dim
@@ -143,7 +173,9 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
+    label_column: str | None = None  # a CSV's column of class labels, not modelled
     likelihood: str = "bernoulli"
+    binarize: str | None = None  # BINARIZATIONS; None: dynamic if binary, else none
     architecture: str = "mlp"
     latent_dim: int = DEFAULT_LATENT_DIM
     hidden_units: tuple | None = None  # None: RECIPE_HIDDEN_UNITS for mlp, (32, 64) for conv
@@ -172,6 +204,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        self.binarize = resolve_binarize(self.binarize, self.likelihood)
         check_choice("architecture", self.architecture, ARCHITECTURES)
         if self.hidden_units is None and self.architecture == "mlp":
             self.hidden_units = RECIPE_HIDDEN_UNITS

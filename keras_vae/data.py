@@ -1,4 +1,5 @@
-"""Datasets: a name or a local path -> ``tf.data`` pipelines of images in [0, 1] (+ labels).
+"""Datasets: a name or a local path -> ``tf.data`` pipelines of examples (+ labels): images,
+or flat vectors (tabular data), with the values the likelihood needs.
 
 Sources:
 - A TFDS image dataset by name (``mnist``, ``fashion_mnist``, ``kmnist``, ``cifar10``, or any
@@ -6,20 +7,25 @@ Sources:
   pass ``data_dir``.
 - ``data_dir`` pointing at a folder with the four MNIST-format IDX files (gzipped or not;
   Fashion-MNIST and KMNIST use the same names), an ``.npz`` file with ``x_train`` and
-  ``x_test`` arrays (and optionally ``y_train``, ``y_test``), or a folder of PNG/JPEG images
-  (all one size; a test split is held out from them).
-The readers are in ``data_files.py`` (local files) and ``data_tfds.py`` (TFDS, which fails at
-once offline); this module picks one, checks the values (``to_unit_interval``: uint8 and other
-integer grey levels 0..255 are divided by 255, floats must already lie in [0, 1]) and builds
-the pipelines. ``check_examples_shape`` is the one check that data fit a model's input.
+  ``x_test`` arrays (and optionally ``y_train``, ``y_test``): images or flat vectors [N, d],
+  a folder of PNG/JPEG images (all one size; a test split is held out from them), or a
+  ``.csv`` table of numeric columns (``data_tables.py``; a test split is held out).
+The readers are in ``data_files.py`` (local files), ``data_tables.py`` (CSV) and
+``data_tfds.py`` (TFDS, which fails at once offline); this module picks one, applies the value
+rule of the likelihood's data kind (``data_values.model_values``: images to [0, 1], or the
+8-bit integers for a discrete likelihood; vectors as they are) and builds the pipelines.
+``check_examples_shape`` is the one check that data fit a model's input.
 
 Splits: ``train`` minus a held-out ``validation`` part (the last ``validation_fraction`` of
 the training examples, never shuffled into training), and the real ``test`` split for
 evaluation; nothing is ever trained on test.
 
-Binarisation, for a Bernoulli likelihood (Salakhutdinov & Murray 2008; Burda et al. 2016):
-training images are re-binarised every time they are seen (each pixel ~ Bernoulli(intensity)),
-evaluation images once, with a fixed seed, so evaluation figures are reproducible.
+Binarisation, for a binary likelihood such as Bernoulli (Salakhutdinov & Murray 2008; Burda et
+al. 2016; ``config.BINARIZATIONS``): "dynamic" re-binarises training images every time they
+are seen (each pixel ~ Bernoulli(intensity)); "static" binarises them once, with a fixed seed,
+and reshuffles those draws every epoch; evaluation images are binarised once with a fixed seed
+under both, so evaluation figures are reproducible; "none" (every other likelihood) keeps the
+values.
 """
 
 import dataclasses
@@ -28,11 +34,14 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-# The sources live in their own modules; their names stay importable from here.
+# The sources and the value rule live in their own modules; their names stay importable
+# from here.
 from keras_vae.data_files import (IDX_FILES, IMAGE_SUFFIXES, MNIST_SHA256,  # noqa: F401
                                   find_idx_file, load_idx_folder, load_image_folder, load_npz,
                                   read_idx)
+from keras_vae.data_tables import load_csv
 from keras_vae.data_tfds import load_tfds  # noqa: F401
+from keras_vae.data_values import model_values, to_unit_interval  # noqa: F401
 from keras_vae.errors import DataError  # noqa: F401 - raised here, owned by errors.py
 
 
@@ -41,18 +50,25 @@ from keras_vae.errors import DataError  # noqa: F401 - raised here, owned by err
 MNIST_FORMAT_DATASETS = ("mnist", "fashion_mnist", "kmnist")
 
 
-def load_arrays(dataset, data_dir=None):
-    """{"train": (images, labels), "test": (images, labels)} as NumPy arrays; labels may be
-    None. ``data_dir`` chooses a local source (see the module docstring); otherwise TFDS."""
-    if data_dir is None:
+def load_arrays(dataset, data_dir=None, label_column=None):
+    """{"train": (examples, labels), "test": (examples, labels)} as NumPy arrays; labels may be
+    None. ``data_dir`` chooses a local source (see the module docstring); otherwise TFDS.
+    ``label_column``: a CSV's column of class labels (only for a .csv)."""
+    path = None if data_dir is None else pathlib.Path(data_dir)
+    if label_column is not None and (path is None or path.suffix.lower() != ".csv"):
+        raise DataError(f"--label-column names a column of a CSV file; the data here are "
+                        f"{path or f'the TFDS dataset {dataset!r}'}: leave it out.")
+    if path is None:
         return load_tfds(dataset)
-    path = pathlib.Path(data_dir)
     if not path.exists():
         raise DataError(f"--data-dir {path} does not exist.")
     if path.is_file():
-        if path.suffix == ".npz":
+        if path.suffix.lower() == ".npz":
             return load_npz(path)
-        raise DataError(f"--data-dir {path} is a file but not an .npz; give a folder or an .npz.")
+        if path.suffix.lower() == ".csv":
+            return load_csv(path, label_column)
+        raise DataError(f"--data-dir {path} is a file but not an .npz or a .csv; give a "
+                        f"folder, an .npz or a .csv.")
     if any(find_idx_file(path, stem) for stem in IDX_FILES.values()):
         return load_idx_folder(path, verify_mnist=dataset == "mnist")
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
@@ -60,48 +76,6 @@ def load_arrays(dataset, data_dir=None):
     if (path / "downloads").exists() or any(path.glob("*/*/dataset_info.json")):
         return load_tfds(dataset, data_dir=str(path))
     raise DataError(f"--data-dir {path} holds no MNIST IDX files, .npz or PNG/JPEG images.")
-
-
-def to_unit_interval(images, what="The images"):
-    """Images as float32 in [0, 1], or a DataError that says what is wrong with them.
-
-    - bool: False/True -> 0/1;
-    - integers of any dtype (uint8, int64, uint16 ...): 8-bit grey levels 0..255, divided by
-      255; values outside 0..255 are an error (their scale is unknown: rescale them first);
-    - floats: intensities in [0, 1], kept as they are; floats up to 255 are an error that
-      says to divide by 255 (they are most likely grey levels, but a silent guess could as
-      well be wrong); NaN, inf, negative or larger values are an error;
-    - complex numbers, strings, objects and any other kind: an error.
-    ``what`` names the images in the messages ("the training images of data.npz").
-    """
-    images = np.asarray(images)
-    kind = images.dtype.kind
-    if kind not in "biuf":
-        described = {"c": "complex numbers", "U": "text", "S": "bytes",
-                     "O": "Python objects"}.get(kind, f"{images.dtype} values")
-        raise DataError(f"{what} hold {described}; pixels must be real numbers: uint8 grey "
-                        f"levels 0..255 or floats in [0, 1].")
-    if images.size == 0:
-        raise DataError(f"{what} have no pixels (shape {images.shape}).")
-    if kind == "b":
-        return images.astype(np.float32)
-    low, high = images.min(), images.max()
-    if kind in "iu":
-        if low < 0 or high > 255:
-            raise DataError(f"{what} hold integers from {low} to {high}; integer pixels must "
-                            f"be 8-bit grey levels 0..255 (divided by 255 here): rescale "
-                            f"them to 0..255, or to floats in [0, 1].")
-        return (images / 255).astype(np.float32)
-    if not np.isfinite(images).all():
-        raise DataError(f"{what} hold NaN or infinite values; clean the data first.")
-    if low < 0 or high > 255:
-        raise DataError(f"{what} hold floats from {low:g} to {high:g}; pixels must be floats "
-                        f"in [0, 1]: rescale them.")
-    if high > 1:
-        raise DataError(f"{what} hold floats up to {high:g}: they look like grey levels "
-                        f"0..255, but float pixels must lie in [0, 1]; divide them by 255 (or "
-                        f"store them as uint8).")
-    return images.astype(np.float32)
 
 
 def describe_shape(shape):
@@ -184,35 +158,62 @@ def _shard_by_data(dataset):
     return dataset.with_options(options)
 
 
+def binarized_once(images, seed, batch_size=1000):
+    """images float32 [N, ...] in [0, 1] -> one fixed binarisation as a NumPy array: example i
+    drawn with the stateless seed [seed, i], exactly as a "fixed" pipeline draws it."""
+    return np.concatenate([np.asarray(batch) for batch in
+                           _pipeline(images, batch_size, "fixed", seed, shuffle=False)]
+                          or [np.zeros((0,) + images.shape[1:], np.float32)])
+
+
 def make_splits(dataset, data_dir=None, batch_size=100, binarized=True,
-                validation_fraction=0.1, seed=0):
-    """Train / validation / test pipelines of float32 images in [0, 1] (labels dropped).
+                validation_fraction=0.1, seed=0, likelihood=None, binarize=None,
+                label_column=None):
+    """Train / validation / test pipelines of float32 examples (labels dropped), with the
+    values the likelihood's data kind needs (``data_values.model_values``).
 
     Args:
         dataset: a TFDS name (``mnist``...), also used to recognise MNIST checksums.
-        data_dir: a local source (IDX folder, .npz, image folder) or None for TFDS.
+        data_dir: a local source (IDX folder, .npz, image folder, .csv) or None for TFDS.
         batch_size: examples per batch (the global batch under a distribution strategy).
-        binarized: dynamic binarisation of train, fixed seeded binarisation of validation and
-            test (for a Bernoulli likelihood); False keeps continuous intensities.
+        binarized: without ``likelihood``: True for a Bernoulli likelihood's data, False for
+            a Normal's (grey levels in [0, 1]); the older spelling of ``likelihood``.
         validation_fraction: the last fraction of the training split, held out (0 for none).
         seed: seeds shuffling and binarisation.
+        likelihood: the registered likelihood whose data these are; its data kind
+            (``likelihoods.data_kind``) chooses the value rule and whether to binarise.
+        binarize: "dynamic" or "static" binarisation of train for a binary likelihood, with a
+            fixed seeded binarisation of validation and test under both, or "none"
+            (``config.resolve_binarize``; default: the likelihood's).
+        label_column: a CSV's column of class labels (``data_tables.load_csv``).
     """
+    from keras_vae import likelihoods
+    from keras_vae.config import resolve_binarize
+
     if not 0 <= validation_fraction < 1:
         raise DataError(f"validation_fraction must be in [0, 1); received {validation_fraction}.")
-    arrays = load_arrays(dataset, data_dir)
+    likelihood = likelihood or ("bernoulli" if binarized else "normal")
+    binarize = resolve_binarize(binarize, likelihood)
+    kind = likelihoods.data_kind(likelihood)
+    arrays = load_arrays(dataset, data_dir, label_column)
     source = str(data_dir) if data_dir is not None else f"TFDS dataset {dataset!r}"
-    train = to_unit_interval(arrays["train"][0], f"The training images of {source}")
-    test = to_unit_interval(arrays["test"][0], f"The test images of {source}")
+    noun = "examples" if np.ndim(arrays["train"][0]) == 2 else "images"
+    train, test = (model_values(arrays[split][0], kind, f"The {name} {noun} of {source}",
+                                likelihood)
+                   for split, name in (("train", "training"), ("test", "test")))
     if train.shape[1:] != test.shape[1:]:
-        raise DataError(f"The training images of {source} are "
-                        f"{describe_shape(train.shape[1:])} but its test images are "
+        raise DataError(f"The training {noun} of {source} are "
+                        f"{describe_shape(train.shape[1:])} but its test {noun} are "
                         f"{describe_shape(test.shape[1:])}; both splits need one shape.")
     num_validation = int(round(validation_fraction * len(train)))
     if len(train) - num_validation < 1:
         raise DataError(f"Only {len(train)} training examples: too few to hold out "
                         f"{num_validation} for validation.")
     train, validation = train[:len(train) - num_validation], train[len(train) - num_validation:]
-    dynamic, fixed = ("dynamic", "fixed") if binarized else (None, None)
+    if binarize == "static":
+        train = binarized_once(train, seed)
+    dynamic, fixed = {"dynamic": ("dynamic", "fixed"), "static": (None, "fixed"),
+                      "none": (None, None)}[binarize]
     return Splits(
         train=_pipeline(train, batch_size, dynamic, seed, shuffle=True),
         validation=_pipeline(validation, batch_size, fixed, seed + 1, shuffle=False),

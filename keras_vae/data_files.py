@@ -1,9 +1,10 @@
-"""Local data files -> NumPy arrays: the MNIST IDX format, ``.npz`` archives, image folders.
+"""Local data files -> NumPy arrays: the MNIST IDX format, ``.npz`` archives, image folders
+(CSV tables: ``data_tables.py``).
 
-Each loader returns ``{"train": (images, labels or None), "test": (images, labels or None)}``
-with images ``[N, H, W, C]`` in the file's own dtype; ``data.to_unit_interval`` then checks
-their values and scales them to [0, 1]. Every problem with a file is a ``DataError`` that
-names the file.
+Each loader returns ``{"train": (examples, labels or None), "test": (examples, labels or
+None)}`` with images ``[N, H, W, C]`` (or, from an ``.npz``, flat vectors ``[N, d]``) in the
+file's own dtype; ``data_values.model_values`` then checks their values and scales them for
+the likelihood. Every problem with a file is a ``DataError`` that names the file.
 
 IDX is the format of LeCun's MNIST files (also Fashion-MNIST and KMNIST): a 4-byte magic
 number (two zero bytes, a type code, the number of dimensions), one big-endian uint32 per
@@ -113,7 +114,8 @@ def load_idx_folder(folder, verify_mnist=False):
 
 
 def load_npz(path):
-    """{split: (images, labels or None)} from an .npz with x_train, x_test[, y_train, y_test]."""
+    """{split: (examples, labels or None)} from an .npz with x_train, x_test[, y_train,
+    y_test]: images [N, H, W] or [N, H, W, C], or flat vectors [N, d] (tabular data)."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             contents = {key: arrays[key] for key in arrays.files}
@@ -131,7 +133,7 @@ def load_npz(path):
                         f"{', '.join(sorted(contents)) or 'nothing'}.")
     splits = {}
     for split in ("train", "test"):
-        images = as_image_array(contents[f"x_{split}"], f"{path}: x_{split}")
+        images = as_examples(contents[f"x_{split}"], f"{path}: x_{split}")
         labels = contents.get(f"y_{split}")
         if labels is not None:
             labels = as_labels(labels, f"{path}: y_{split}")
@@ -143,11 +145,11 @@ def load_npz(path):
 
 
 def load_image_folder(folder, test_fraction=0.1, seed=0):
-    """{split: (images float32 [N, H, W, C] in [0, 1], None)} from a folder of PNG/JPEG files
-    of one size; a seeded random ``test_fraction`` of them is held out as the test split.
+    """{split: (images [N, H, W, C], None)} from a folder of PNG/JPEG files of one size; a
+    seeded random ``test_fraction`` of them is held out as the test split (``hold_out_test``).
 
-    Each file's own bit depth scales it: 8-bit images are divided by 255, 16-bit PNGs by
-    65535.
+    Images come as uint8 grey levels 0..255 (16-bit PNGs are decoded to 8 bits), scaled, or
+    kept for a discrete likelihood, by ``data_values``.
     """
     import tensorflow as tf  # here: the other sources do not need it
 
@@ -162,7 +164,7 @@ def load_image_folder(folder, test_fraction=0.1, seed=0):
                                        expand_animations=False).numpy()
         except tf.errors.OpError:
             raise DataError(f"Cannot decode {path} as an image; remove it or fix it.") from None
-        images.append((image / np.iinfo(image.dtype).max).astype(np.float32))
+        images.append(image)
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise DataError(f"{folder} holds images of several shapes {sorted(shapes)[:3]}...; "
@@ -170,9 +172,30 @@ def load_image_folder(folder, test_fraction=0.1, seed=0):
     images = np.stack(images)
     if len(images) < 2:
         raise DataError(f"{folder} has only {len(images)} image; it needs at least 2.")
-    order = np.random.default_rng(seed).permutation(len(images))
-    num_test = max(1, int(round(test_fraction * len(images))))
-    return {"train": (images[order[num_test:]], None), "test": (images[order[:num_test]], None)}
+    return hold_out_test(images, None, test_fraction, seed)
+
+
+def hold_out_test(examples, labels, test_fraction, seed):
+    """{"train": ..., "test": ...} of (examples, labels or None): a seeded random
+    ``test_fraction`` of the examples (at least one) is the test split, for sources that come
+    as one set (an image folder, a CSV file)."""
+    order = np.random.default_rng(seed).permutation(len(examples))
+    num_test = max(1, int(round(test_fraction * len(examples))))
+    parts = {"train": order[num_test:], "test": order[:num_test]}
+    return {split: (examples[chosen], None if labels is None else labels[chosen])
+            for split, chosen in parts.items()}
+
+
+def as_examples(array, what):
+    """``array`` as examples: flat vectors [N, d] as they are, images [N, H, W, C] (a channel
+    axis added to [N, H, W])."""
+    array = np.asarray(array)
+    if array.ndim == 2 and array.size:
+        return array
+    if array.ndim in (3, 4):
+        return as_image_array(array, what)
+    raise DataError(f"{what} has shape {array.shape}; expected flat vectors [N, d] or images "
+                    f"[N, H, W] or [N, H, W, C].")
 
 
 def as_image_array(array, what):

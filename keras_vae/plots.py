@@ -27,6 +27,10 @@ def grid_array(images, num_columns=None, padding=2):
     + padding, columns * (W + padding) + padding, C], ``num_columns`` per row (default
     square-ish), white (1.0) between cells and in unused cells."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    if images.ndim == 2:  # flat vectors (tabular data): no picture to draw
+        raise ConfigError(f"The examples are vectors of {images.shape[1]} values, not images: "
+                          f"they have no picture (kvae sample --out samples.csv writes sampled "
+                          f"values; kvae latent-plot works).")
     if images.ndim == 3:
         images = images[..., None]
     count, height, width, channels = images.shape

@@ -142,12 +142,15 @@ def publish(directory):
 
 
 def load_splits(config):
-    """The train / validation / test pipelines of a TrainConfig (``data.make_splits``)."""
-    from keras_vae import data, likelihoods
+    """The train / validation / test pipelines of a TrainConfig (``data.make_splits``): the
+    values its likelihood's data kind needs, binarised as its ``binarize`` says (the test
+    split once, with a fixed seed, under "dynamic" and "static")."""
+    from keras_vae import data
 
     return data.make_splits(
         config.dataset, config.data_dir, batch_size=config.batch_size,
-        binarized=likelihoods.needs_binarized_data(config.likelihood),
+        likelihood=config.likelihood, binarize=config.binarize,
+        label_column=config.label_column,
         validation_fraction=config.validation_fraction, seed=config.seed)
 
 
@@ -174,6 +177,8 @@ class Run:
             values["data_dir"] = data_dir
         elif data_dir is not None:
             values["data_dir"] = data_dir
+        if not str(values.get("data_dir") or "").lower().endswith(".csv"):
+            values["label_column"] = None  # a CSV's column: other data have none
         return TrainConfig.from_json(values)
 
 

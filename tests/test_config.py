@@ -16,6 +16,7 @@ from keras_vae.errors import ConfigError, DistributeError, ExportError, RunError
 # option name -> the vocabulary its click.Choice must list, in the same order
 CHOICES = {
     ("fit", "likelihood"): config.LIKELIHOODS,
+    ("fit", "binarize"): config.BINARIZATIONS,
     ("fit", "architecture"): config.ARCHITECTURES,
     ("fit", "objective"): config.OBJECTIVES,
     ("fit", "learning_rate_schedule"): config.LEARNING_RATE_SCHEDULES,

@@ -201,8 +201,9 @@ def test_idx_files_of_wider_integers_are_checked_like_npz(tmp_path):
 def test_sixteen_bit_pngs_scale_by_their_own_depth(tmp_path):
     for i, level in enumerate([0, 13107, 65535, 65535]):  # 13107 / 65535 = 0.2
         Image.fromarray(np.full((2, 2), level, np.uint16)).save(tmp_path / f"{i}.png")
-    splits = data.load_arrays("custom", tmp_path)
-    values = np.concatenate([splits["train"][0], splits["test"][0]]).ravel()
+    splits = data.load_arrays("custom", tmp_path)  # decoded to 8 bits: 0, 51, 255
+    values = data.to_unit_interval(np.concatenate([splits["train"][0],
+                                                   splits["test"][0]])).ravel()
     np.testing.assert_allclose(np.sort(np.unique(values)), [0.0, 0.2, 1.0], rtol=1e-6)
 
 
