@@ -11,7 +11,7 @@ nats at K = 5000 (their Table 2, "VAE"); this budget is far shorter, so compare 
 each other here, not with the paper.
 
     nice -n 19 python benchmarks/priors_mnist.py --data-dir ../shared/data/mnist \\
-        --epochs 10 --output /work/wt/priors-bench
+        --epochs 20 --output /work/wt/priors-bench
 
 Every run is a ``kvae fit`` run folder, OUTPUT/<prior>; the same command continues whatever
 was interrupted (training through ``--resume``, the K = 5000 estimate through its progress
@@ -28,13 +28,15 @@ import pathlib
 import platform
 import time
 
+import keras
+
 from keras_vae import lifecycle, runs, train
 from keras_vae.config import DEFAULT_PRIOR_COMPONENTS, TrainConfig
 from keras_vae.files import write_json_atomically
 
 PRIORS = ("standard", "mog", "vamp")
 PAPER = {"standard": -88.56, "vamp": -85.57}  # Tomczak & Welling 2018, Table 2, VAE
-TIMES = "times.json"  # seconds spent on each prior's run, summed over calls
+TIMES = "times.json"  # [wall, CPU] seconds of each prior's epochs and evaluation, summed
 
 
 def priors_config(data_dir, prior, epochs, warmup, seed):
@@ -55,6 +57,22 @@ def _add_time(folder, key, wall, cpu):
     return times
 
 
+class EpochTimes(keras.callbacks.Callback):
+    """Adds each epoch's wall and CPU seconds to OUTPUT/times.json as the epoch ends, so that
+    an interrupted run's epochs are counted too."""
+
+    def __init__(self, folder, key):
+        super().__init__()
+        self.folder, self.key = folder, key
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        _add_time(self.folder, self.key, time.perf_counter() - self.start[0],
+                  time.process_time() - self.start[1])
+
+
 def _timed(function):
     wall, cpu = time.perf_counter(), time.process_time()
     result = function()
@@ -64,7 +82,7 @@ def _timed(function):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="folder of the MNIST IDX files")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5, help="linear KL warm-up, epochs")
     parser.add_argument("--eval-samples", type=int, default=5000, help="K in evaluation")
     parser.add_argument("--priors", default=",".join(PRIORS))
@@ -84,8 +102,8 @@ def main():
         # An interrupted run continues; a complete one of fewer epochs trains further (the
         # constant learning rate allows it).
         resume = complete or runs.partial_dir(run).exists()
-        _, wall, cpu = _timed(lambda: train.fit(config, run, resume=resume, verbose=2))
-        _add_time(output, f"{prior}/train", wall, cpu)
+        train.fit(config, run, resume=resume, verbose=2,
+                  callbacks=[EpochTimes(output, f"{prior}/train")])
 
     header = ("| prior | K components | epochs (warm-up) | test ELBO | test log p(x), K=%d | "
               "Tomczak & Welling | active units | train: wall / CPU | evaluation: wall / CPU |"
