@@ -1,8 +1,10 @@
 """Priors p(z) over the latent space, held by the model as Keras layers.
 
 One module per prior: ``standard`` (the Normal(0, I) of Kingma & Welling 2014), and the learned
-ones (a mixture of Gaussians, the VampPrior of Tomczak & Welling 2018, a flow). The names
-``kvae fit --prior`` takes are ``config.PRIORS`` (no TensorFlow there).
+ones (``mixture``: a mixture of Gaussians; ``vamp``: the VampPrior of Tomczak & Welling 2018;
+``flow``). The names ``kvae fit --prior`` takes are ``config.PRIORS`` (no TensorFlow there);
+``build_prior(name, latent_dim, num_components, input_shape, data_range)`` builds the layer of
+a name (``PRIOR_CLASSES``: name -> "module:ClassName", imported when built).
 
 What every prior layer provides (the contract the model, the objectives and export rely on):
 
@@ -19,6 +21,8 @@ What every prior layer provides (the contract the model, the objectives and expo
   converter lowers to builtins (no sampling, no gather on float indices), whose output is
   distributed as p(z). ``draw_noise`` draws such noise with numpy (tests, apps in Python).
 - ``get_config()`` for ``.keras`` files; weights are the layer's own.
+- ``factorized``: whether p(z) is a product over the latents (then the KL per dimension, and
+  free bits per group, are defined); False for the mixtures.
 
 How each path uses the prior: training takes the analytic KL(q(z|x) || p(z)) when TFP
 registers one for the pair, and the Monte Carlo estimate log q(z|x) - log p(z) at the
