@@ -104,6 +104,13 @@ _OPTIONS = [
                   help="Floor in nats on the batch-mean KL of each latent group; 0: off."),
     _train_option("free_bits_groups", type=click.IntRange(min=1),
                   help="Equal groups of latents for --free-bits [default: one per dimension]."),
+    _train_option("prior", type=click.Choice(options.PRIORS),
+                  help="p(z): standard N(0, I); mog: a mixture of learned Gaussians; vamp: the "
+                       "VampPrior, the mixture of the encoder's posteriors at learned "
+                       "pseudo-inputs (Tomczak & Welling 2018)."),
+    _train_option("prior_components", type=click.IntRange(min=1),
+                  help="Gaussians of --prior mog [default: 10] or pseudo-inputs of --prior "
+                       "vamp [default: 500]."),
     _train_option("kl_warmup", type=click.Choice(options.KL_WARMUPS),
                   help="Raise the KL weight from 0 to --kl-weight."),
     _train_option("kl_warmup_length", type=click.IntRange(min=1),

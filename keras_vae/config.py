@@ -32,6 +32,10 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")  # export
 EXPORT_FORMATS = ("saved_model", "tflite")
 LATENT_PROJECTIONS = ("active", "pca", "tsne", "umap")  # figures_latent.py
+PRIORS = ("standard", "mog", "vamp", "flow")  # priors/ (build_prior)
+# K of the priors made of components when --prior-components is not given: 10 Gaussians for
+# the mixture; 500 pseudo-inputs for the VampPrior (Tomczak & Welling 2018's MNIST setting).
+DEFAULT_PRIOR_COMPONENTS = {"mog": 10, "vamp": 500}
 
 # kv.VAE's bodies when none are given: the MLP of Burda et al. 2016 (784-200-200-50).
 DEFAULT_HIDDEN_UNITS = {"mlp": (200, 200), "conv": (32, 64)}
@@ -154,6 +158,31 @@ def check_objective(objective, iw_samples, free_bits, free_bits_groups, latent_d
     return objective, iw_samples, free_bits, free_bits_groups
 
 
+def check_prior(prior, num_components):
+    """(prior, K): the prior's name checked against PRIORS and its number of components,
+    defaulting to DEFAULT_PRIOR_COMPONENTS; ConfigError for K < 1, or K given to a prior
+    that has no components."""
+    check_choice("prior", prior, PRIORS)
+    if num_components is None:
+        return prior, DEFAULT_PRIOR_COMPONENTS.get(prior)
+    if prior not in DEFAULT_PRIOR_COMPONENTS:
+        with_components = " or ".join(repr(name) for name in DEFAULT_PRIOR_COMPONENTS)
+        raise ConfigError(f"prior_components applies to the priors made of components "
+                          f"({with_components}); the {prior!r} prior has none. Drop "
+                          f"--prior-components or choose one of them with --prior.")
+    return prior, check_positive_int("prior_components", num_components)
+
+
+def check_free_bits_prior(free_bits, free_bits_groups, factorized):
+    """Free bits per group of latents need the KL of each group, which a prior that does not
+    factorise over the latents (a mixture, the VampPrior) does not define: with one group the
+    floor applies to the whole KL, which always works."""
+    if free_bits and not factorized and free_bits_groups != 1:
+        raise ConfigError("free_bits per group of latents needs a prior that factorises over "
+                          "them, as the standard one does; with a mixture or VampPrior use "
+                          "free_bits_groups=1 (a floor on the whole KL) or free_bits=0.")
+
+
 def check_warmup(schedule, length, unit, ratio):
     """ConfigError naming the problem for a KL warm-up that cannot run."""
     check_choice("kl_warmup", schedule, KL_WARMUPS)
@@ -201,6 +230,8 @@ class TrainConfig:
     strategy: str = "auto"  # STRATEGIES
     precision: str = "float32"  # PRECISIONS
     tensorboard: bool = True  # RUN/logs: losses, KL per latent dimension, images per epoch
+    prior: str = "standard"  # PRIORS
+    prior_components: int | None = None  # None: DEFAULT_PRIOR_COMPONENTS[prior]
 
     def __post_init__(self):
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
@@ -223,6 +254,9 @@ class TrainConfig:
                         self.latent_dim)
         check_warmup(self.kl_warmup, self.kl_warmup_length, self.kl_warmup_unit,
                      self.kl_warmup_ratio)
+        check_prior(self.prior, self.prior_components)
+        check_free_bits_prior(self.free_bits, self.free_bits_groups,
+                              factorized=self.prior == "standard")
         check_positive_float("learning_rate", self.learning_rate)
         check_positive_float("adam_epsilon", self.adam_epsilon)
         check_kl_weight(self.kl_weight)

@@ -171,6 +171,13 @@ def _check_resumable(config, folder, done, complete=False):
         json.loads((folder / runs.CONFIG).read_text())["train"]).to_json()
     changed = sorted(key for key, value in config.to_json().items()
                      if saved[key] != value and key not in RESUMABLE_CHANGES)
+    if {"prior", "prior_components"} & set(changed):
+        raise RunError(f"The {'complete' if complete else 'interrupted'} run in {folder} was "
+                       f"trained with --prior {saved['prior']}"
+                       f"{_components(saved['prior_components'])}; its model.keras has no "
+                       f"weights for --prior {config.prior}"
+                       f"{_components(config.prior_components)}, so --resume keeps the prior. "
+                       f"Resume without changing it, or start a new run (another --output).")
     if changed and changed != ["epochs"]:
         raise RunError(f"--resume needs the same options as the "
                        f"{'complete' if complete else 'interrupted'} run; these differ: "
@@ -186,6 +193,10 @@ def _check_resumable(config, folder, done, complete=False):
                        f"further, or --overwrite to train it again.")
     if changed:
         _check_new_epochs(config, saved["epochs"], done)
+
+
+def _components(count):
+    return "" if count is None else f" --prior-components {count}"
 
 
 def _check_new_epochs(config, saved_epochs, done):

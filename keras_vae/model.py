@@ -22,11 +22,12 @@ import tensorflow as tf
 
 from keras_vae import networks, objectives
 from keras_vae.checks import check_choice
-from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_latent_dim,  # noqa: F401
-                              check_objective)
+from keras_vae import priors
+from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_free_bits_prior,  # noqa: F401
+                              check_latent_dim, check_objective)
 from keras_vae.elbo_model import ELBOModel
+from keras_vae.errors import ConfigError
 from keras_vae.layers import GaussianEncoder
-from keras_vae.priors import StandardNormalPrior
 from keras_vae.protocol import LayerDiagnostics
 
 from keras_vae import likelihoods  # noqa: E402
@@ -57,7 +58,10 @@ class VAE(ELBOModel):
         decoder: a ``BernoulliDecoder``/``NormalDecoder``, or any Keras network mapping z to
             features ([batch, units] or [batch, *input_shape[:-1], filters]), wrapped in the
             head of ``likelihood``.
-        prior: a prior layer (``priors.py``); default ``StandardNormalPrior(latent_dim)``.
+        prior: a prior layer (``keras_vae.priors``: ``StandardNormalPrior``,
+            ``MixtureOfGaussiansPrior``, ``VampPrior``, ...) or the name of one in
+            ``config.PRIORS`` ("standard", "mog", "vamp"), built with its default number of
+            components (``priors.build_prior``); default "standard", N(0, I).
         objective: ``"elbo"`` (default) or ``"iwae"``, the importance-weighted bound of
             Burda et al. 2016 with ``iw_samples`` draws (``objectives.negative_iwae``).
         iw_samples: K, posterior draws per example in training and ``evaluate``: the ELBO
@@ -85,7 +89,8 @@ class VAE(ELBOModel):
         self.hidden_units = networks.resolve_hidden_units(architecture, hidden_units)
         self.activation = activation
         self.likelihood = _resolve_likelihood(likelihood, decoder)
-        self.latent_dim = _resolve_latent_dim(latent_dim, encoder, prior)
+        self.latent_dim = _resolve_latent_dim(
+            latent_dim, encoder, None if isinstance(prior, str) else prior)
         body = dict(architecture=self.architecture, hidden_units=self.hidden_units,
                     activation=activation)
         if isinstance(decoder, tuple(LIKELIHOODS.values())):
@@ -108,11 +113,12 @@ class VAE(ELBOModel):
                 f"The decoder produces images of shape {self.decoder.image_shape} but "
                 f"input_shape is {self.image_shape}; they must agree."
             )
-        self.prior = prior if prior is not None else StandardNormalPrior(
-            self.latent_dim, name="prior")
+        self.prior = self._resolve_prior(prior)
         (self.objective, self.iw_samples, self.free_bits,
          self.free_bits_groups) = check_objective(objective, iw_samples, free_bits,
                                                   free_bits_groups, self.latent_dim)
+        check_free_bits_prior(self.free_bits, self.free_bits_groups,
+                              getattr(self.prior, "factorized", True))
         self._add_training_state(kl_weight)
         # A model trained only through train_step is otherwise never built, and its .keras
         # file would reload with random weights (DESIGN.md, trap 6).
@@ -163,6 +169,23 @@ class VAE(ELBOModel):
         """z [n, latent_dim] ~ p(z) computed from ``noise`` ({name: [n, *shape]}, drawn as
         ``sampler_noise_spec`` says) with no random ops: what an exported sampler decodes."""
         return self.prior.sample_from_noise(noise, **self._prior_arguments())
+
+    def _resolve_prior(self, prior):
+        """The prior layer: ``prior`` itself, or the one its name (or None: "standard")
+        builds for this model's data shape and range; a prior that reads the data (the
+        VampPrior) must have the model's input shape."""
+        if prior is None or isinstance(prior, str):
+            return priors.build_prior(prior or "standard", self.latent_dim,
+                                      input_shape=self.image_shape,
+                                      data_range=priors.data_range_of(self.decoder))
+        shape = getattr(prior, "image_shape", None)
+        if getattr(prior, "needs_encoder", False) and shape is not None \
+                and tuple(shape) != self.image_shape:
+            raise ConfigError(
+                f"The prior's pseudo-inputs have shape {tuple(shape)} but the model's data "
+                f"have shape {self.image_shape}; build the {type(prior).__name__} with "
+                f"input_shape={self.image_shape}.")
+        return prior
 
     def _prior_arguments(self):
         # A user's prior written before learned priors existed takes no arguments.

@@ -132,7 +132,8 @@ def kl_per_dimension(posterior, prior, z):
         raise ValueError(
             "The KL per latent dimension (free bits) needs a factorised posterior and prior "
             f"(independent scalar dimensions); received {type(posterior).__name__} and "
-            f"{type(prior).__name__}. Use free_bits=0 with this prior.")
+            f"{type(prior).__name__}. Use free_bits=0, or free_bits_groups=1 (a floor on the "
+            f"whole KL), with this prior.")
     try:
         return tfd.kl_divergence(*factors)
     except NotImplementedError:
@@ -236,9 +237,7 @@ def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=
     kl_weight = tf.cast(kl_weight, kl.dtype)
     kl_term = kl
     if free_bits:
-        latent_dim = z.shape[-1]
-        groups = kl_groups(_mean_over_draws(kl_per_dimension(posterior, prior, z), rank=2),
-                           free_bits_groups or latent_dim)
+        groups = _free_bits_groups(posterior, prior, z, kl, free_bits_groups)
         kl_term = free_bits_kl(groups, free_bits, tf.reduce_mean(groups, axis=0))
     return ELBOTerms(
         loss=reconstruction + kl_weight * kl_term,
@@ -246,6 +245,19 @@ def negative_elbo(log_likelihood, posterior, prior, z, kl_weight=1.0, free_bits=
         reconstruction=reconstruction,
         kl=kl,
     )
+
+
+def _free_bits_groups(posterior, prior, z, kl, num_groups):
+    """[batch, groups] KL per group for free bits. One group is the whole KL ``kl`` [batch],
+    which is all a prior that does not factorise over the latents (a mixture, the VampPrior:
+    ``kl_per_dimension`` raises) defines; a factorised prior sums its KL per dimension."""
+    try:
+        dimensions = kl_per_dimension(posterior, prior, z)
+    except ValueError:
+        if num_groups != 1:
+            raise
+        return kl[:, tf.newaxis]
+    return kl_groups(_mean_over_draws(dimensions, rank=2), num_groups or z.shape[-1])
 
 
 def negative_iwae(log_likelihood, posterior, prior, z, kl_weight=1.0):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import distribute, lifecycle, runs, schedules, warmup
+from keras_vae import distribute, lifecycle, likelihoods, priors, runs, schedules, warmup
 from keras_vae.callbacks import (EpochCheckpoint, HistoryWriter, LatentMonitor,
                                  StopOnNonFiniteLoss)
 # Importable from here as before: train.TrainConfig, train.RunError, train.partial_dir, ...
@@ -71,8 +71,13 @@ def warmup_callbacks(config):
 
 
 def build_model(config, image_shape, steps_per_epoch=1):
-    """The VAE a config describes, compiled with Adam (see ``learning_rate``)."""
-    model = VAE(input_shape=image_shape, latent_dim=config.latent_dim,
+    """The VAE a config describes, compiled with Adam (see ``learning_rate``). Its prior is
+    ``config.prior`` with ``config.prior_components`` (``priors.build_prior``), over data of
+    ``image_shape`` in the range the likelihood says (``priors.data_range_of``)."""
+    prior = priors.build_prior(
+        config.prior, config.latent_dim, config.prior_components, input_shape=image_shape,
+        data_range=priors.data_range_of(likelihoods.head_class(config.likelihood)))
+    model = VAE(input_shape=image_shape, latent_dim=config.latent_dim, prior=prior,
                 likelihood=config.likelihood, architecture=config.architecture,
                 hidden_units=config.hidden_units, activation=config.activation,
                 kl_weight=config.kl_weight, objective=config.objective,

@@ -24,6 +24,7 @@ CHOICES = {
     ("fit", "kl_warmup_unit"): config.KL_WARMUP_UNITS,
     ("fit", "strategy"): config.STRATEGIES,
     ("fit", "precision"): config.PRECISIONS,
+    ("fit", "prior"): config.PRIORS,
     ("fit", "preset"): tuple(presets.PRESETS),
     ("export", "export_format"): config.EXPORT_FORMATS,
     ("export", "quantize"): config.QUANTIZATIONS,
@@ -57,7 +58,7 @@ def test_every_choice_is_the_library_vocabulary():
 
 def test_train_config_checks_every_choice_against_its_vocabulary():
     for field in ("likelihood", "architecture", "objective", "learning_rate_schedule",
-                  "kl_warmup", "kl_warmup_unit", "strategy", "precision"):
+                  "kl_warmup", "kl_warmup_unit", "strategy", "precision", "prior"):
         with pytest.raises(ConfigError, match=f"{field}"):
             TrainConfig(**{field: "no-such-choice"})
 
@@ -74,6 +75,14 @@ def test_likelihoods_are_the_decoder_heads():
     for likelihood in config.LIKELIHOODS:
         vae = VAE(input_shape=(4,), latent_dim=2, likelihood=likelihood, hidden_units=(3,))
         assert type(vae.decoder) is likelihoods.head_class(likelihood)
+
+
+def test_priors_are_the_prior_layers():
+    from keras_vae import priors
+
+    assert tuple(priors.PRIOR_CLASSES) == config.PRIORS
+    for name in ("standard", "mog", "vamp"):  # "flow": once priors/flow.py exists
+        assert priors.prior_class(name).__name__ in priors.PRIOR_CLASSES[name]
 
 
 def test_architectures_are_the_networks():

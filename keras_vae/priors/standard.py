@@ -35,6 +35,9 @@ class StandardNormalPrior(keras.layers.Layer):
     KL is analytic: 0.5 sum(sigma^2 + mu^2 - 1 - log sigma^2).
     """
 
+    needs_encoder = False
+    factorized = True  # KL per latent dimension defined (free bits per group)
+
     def __init__(self, latent_dim, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = check_latent_dim(latent_dim)
