@@ -138,6 +138,7 @@ def test_batch_shapes_of_the_importance_weights_pass_through():
     # p(z) does not factorise: no KL per dimension (NaN), the total is still reported.
     diagnostics = model.latent_diagnostics(x, tf.constant([0, 0]))["z"]
     assert np.all(np.isnan(diagnostics.kl_per_dimension.numpy()))
+    assert FlowPrior.factorized is False and FlowPrior.needs_encoder is False
 
 
 # ---------------------------------------------------------------- training and saving

@@ -72,6 +72,9 @@ class FlowPrior(keras.layers.Layer):
     Reference: Dinh, Sohl-Dickstein & Bengio, Density estimation using Real NVP, ICLR 2017.
     """
 
+    needs_encoder = False
+    factorized = False  # the flow mixes the latents: no KL per dimension (free bits: one group)
+
     def __init__(self, latent_dim, num_layers=DEFAULT_NUM_LAYERS,
                  hidden_units=DEFAULT_HIDDEN_UNITS, activation="relu", **kwargs):
         super().__init__(**kwargs)
