@@ -142,8 +142,9 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_prote
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
 @_replace_protected_option
 def export(run, export_format, quantize, output, overwrite, replace_protected):
-    """Export a SavedModel (encode/decode/reconstruct/sample signatures) or TFLite files
-    (decoder.tflite, encoder.tflite, metadata.json), checked against the Keras model."""
+    """Export a SavedModel (encode/decode/reconstruct/sample/sample_from_noise signatures) or
+    TFLite files (decoder.tflite, encoder.tflite, sampler.tflite, metadata.json), checked
+    against the Keras model."""
     from keras_vae import export as export_module
 
     directory, report = export_module.export_run(run, export_format, quantize, output,
@@ -153,7 +154,7 @@ def export(run, export_format, quantize, output, overwrite, replace_protected):
     if export_format == "saved_model":
         click.echo(f"  signatures: {', '.join(report['signatures'])}")
         for signature, difference in report["max_abs_difference"].items():
-            click.echo(f"  {signature:<12} max |SavedModel - Keras| "
+            click.echo(f"  {signature:<17} max |SavedModel - Keras| "
                        f"{max(difference.values()):.2g}")
         return
     for part in report["files"].values():

@@ -85,10 +85,11 @@ def test_saved_model_signatures_match_keras_in_a_process_without_keras_vae(train
                                                                           tmp_path):
     report = export.export_saved_model(trained, tmp_path / "saved_model")
     assert sorted(report["max_abs_difference"]) == [
-        "decode", "encode", "reconstruct", "sample", "serving_default"]
+        "decode", "encode", "reconstruct", "sample", "sample_from_noise", "serving_default"]
     assert max(max(v.values()) for v in report["max_abs_difference"].values()) <= 1e-5
-    x, z = images[1][:64], _z(64)
-    np.savez(tmp_path / "inputs.npz", x=x, z=z, num=np.int32(5), seed=np.int32(3))
+    x, z, z_noise = images[1][:64], _z(64), _z(64, seed=1)
+    np.savez(tmp_path / "inputs.npz", x=x, z=z, num=np.int32(5), seed=np.int32(3),
+             z_noise=z_noise)
     script = tmp_path / "load.py"
     script.write_text(FRESH_PROCESS)
     process = subprocess.run(
@@ -98,18 +99,24 @@ def test_saved_model_signatures_match_keras_in_a_process_without_keras_vae(train
     out = dict(np.load(tmp_path / "outputs.npz"))
 
     assert sorted({key.split("/")[0].split(":")[0] for key in out}) == [
-        "decode", "encode", "reconstruct", "sample", "serving_default"]
+        "decode", "encode", "reconstruct", "sample", "sample_from_noise", "serving_default"]
     assert list(out["decode:inputs"]) == [f"z:float32:(None, {LATENT_DIM})"]
     assert list(out["encode:inputs"]) == ["x:float32:(None, 28, 28, 1)"]
     assert list(out["sample:inputs"]) == ["num:int32:()", "seed:int32:()"]
+    assert list(out["sample_from_noise:inputs"]) == [f"z_noise:float32:(None, {LATENT_DIM})"]
 
     likelihood = trained.decode(z)
+    # The standard prior's z is its noise: sample_from_noise decodes it as decode does.
+    drawn = trained.decode(trained.latent_from_noise({"z_noise": z_noise}))
     expected = {
         "decode/mean": likelihood.mean(), "decode/logits": likelihood.distribution.logits,
         "serving_default/mean": likelihood.mean(),
         "encode/loc": trained.encode(x).mean(), "encode/scale": trained.encode(x).stddev(),
         "reconstruct/mean": trained.reconstruct(x),
         "sample/x": trained.sample(5, seed=3),
+        "sample_from_noise/mean": drawn.mean(),
+        "sample_from_noise/logits": drawn.distribution.logits,
+        "sample_from_noise/z": tf.constant(z_noise),
     }
     for key, value in expected.items():
         assert out[key].shape == tuple(value.shape), key
@@ -241,7 +248,7 @@ def test_no_random_or_flex_ops_and_no_softplus_overflow(tmp_path):
     head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
     head.bias.assign(np.array([0, 0, 0, 0, 200, 200, -200, -200], "float32"))
     metadata = export.export_tflite(model, tmp_path / "tflite")
-    for part in ("decoder", "encoder"):
+    for part in ("decoder", "encoder", "sampler"):
         content = (tmp_path / "tflite" / f"{part}.tflite").read_bytes()
         ops = {op["op_name"] for op in export.runner_ops(content)}
         assert ops == set(metadata["files"][part]["ops"])
@@ -290,7 +297,7 @@ def test_kvae_export_is_atomic_and_never_overwrites_silently(trained, tmp_path, 
     assert status == 0, err
     target = run / "export" / "tflite"
     assert sorted(p.name for p in target.iterdir()) == ["decoder.tflite", "encoder.tflite",
-                                                        "metadata.json"]
+                                                        "metadata.json", "sampler.tflite"]
     assert "decoder.tflite" in out and "bytes" in out
     before = (target / "decoder.tflite").read_bytes()
 
@@ -318,7 +325,7 @@ def test_kvae_export_is_atomic_and_never_overwrites_silently(trained, tmp_path, 
                               "--overwrite")
     assert status == 0, err
     assert sorted(p.name for p in target.iterdir()) == ["decoder.tflite", "encoder.tflite",
-                                                        "metadata.json"]
+                                                        "metadata.json", "sampler.tflite"]
     assert sorted(p.name for p in (run / "export").iterdir()) == ["tflite"]
 
 

@@ -2,19 +2,27 @@
 
 One module per job:
 
-    outputs.py       what is exported: q(z|x) and the likelihood head's outputs of p(x|z),
-                     with converter-safe ops, and the input specs
-    saved_model.py   ``export_saved_model``: encode / decode / reconstruct / sample signatures
-    tflite.py        ``export_tflite``: conversion per quantisation, the LiteRT runner
+    outputs.py       what is exported: q(z|x), the likelihood head's outputs of p(x|z) and
+                     the sampler (the prior's noise -> z ~ p(z) -> p(x|z)), with
+                     converter-safe ops, and the input specs
+    saved_model.py   ``export_saved_model``: encode / decode / reconstruct / sample /
+                     sample_from_noise signatures
+    tflite.py        ``export_tflite``: decoder, encoder and sampler files per quantisation,
+                     the LiteRT runner
     parity.py        the checks every file passes: size, operators, finite outputs, parity
     metadata.py      metadata.json of a TFLite export
     folders.py       where exports go, which folders --overwrite may replace
 
+The sampler asks the model only (``sampler_noise_spec``, ``latent_from_noise`` of the model
+protocol): it takes the noise a draw of z needs as inputs, so it works for every prior and
+holds no random ops.
+
 Every export is written to a temporary folder, checked, and moved into place (atomically)
 only if the checks pass: the file size against the parameter count (a converter that loses
-the weights writes a ~3 KB file that outputs NaN, DESIGN.md trap 7), finite outputs, and the
-largest absolute difference from the Keras model on the same inputs at batch 1 and batch 64,
-which must stay within ``PARITY_TOLERANCE`` and is recorded in metadata.json.
+the weights writes a ~3 KB file that outputs NaN, DESIGN.md trap 7), no random or Flex ops,
+finite outputs, and the largest absolute difference from the Keras model on the same inputs
+at batch 1 and batch 64, which must stay within ``PARITY_TOLERANCE`` and is recorded in
+metadata.json.
 """
 
 import pathlib
@@ -22,7 +30,8 @@ import pathlib
 from keras_vae.config import EXPORT_FORMATS, QUANTIZATIONS  # noqa: F401
 from keras_vae.errors import ExportError
 from keras_vae.export.folders import check_replaceable, default_directory  # noqa: F401
-from keras_vae.export.outputs import decoder_outputs, encoder_outputs  # noqa: F401
+from keras_vae.export.outputs import (decoder_outputs, encoder_outputs,  # noqa: F401
+                                      noise_specs, sampler_outputs)
 from keras_vae.export.parity import (PARITY_TOLERANCE, check_inputs,  # noqa: F401
                                      keras_reference, max_abs_difference, parity)
 from keras_vae.export.saved_model import export_saved_model  # noqa: F401

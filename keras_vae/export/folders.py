@@ -17,7 +17,7 @@ SAVED_MODEL_FILE = "saved_model.pb"  # what marks a SavedModel folder (TensorFlo
 
 
 def tflite_file(part):
-    """The file name of one TFLite part ("decoder" or "encoder")."""
+    """The file name of one TFLite part ("decoder", "encoder" or "sampler")."""
     return f"{part}.tflite"
 
 

@@ -1,9 +1,11 @@
-"""What the exported functions compute, shared by every format: q(z|x) and p(x|z) as plain
-tensors, with ops that converters lower safely (DESIGN.md trap 8), and their input specs.
+"""What the exported functions compute, shared by every format: q(z|x), p(x|z) and the
+sampler (noise -> z ~ p(z) -> p(x|z)) as plain tensors, with ops that converters lower safely
+(DESIGN.md trap 8), and their input specs.
 
 The decoder's outputs are the likelihood head's own (``ImageDecoder.export_outputs``:
-Bernoulli ``mean`` + ``logits``, Normal ``mean`` + ``scale``); nothing here names a
-likelihood.
+Bernoulli ``mean`` + ``logits``, Normal ``mean`` + ``scale``); the sampler's noise inputs and
+its z are the model's (``sampler_noise_spec``, ``latent_from_noise`` of the model protocol):
+nothing here names a likelihood or a prior.
 """
 
 import tensorflow as tf
@@ -21,6 +23,20 @@ def decoder_outputs(model, z):
     """The likelihood head's export outputs for z: {"mean", ...} float32
     [batch, *image_shape], with converter-safe ops."""
     return model.decoder.export_outputs(tf.cast(z, model.compute_dtype))
+
+
+def sampler_outputs(model, noise):
+    """The decoder's export outputs at z = ``model.latent_from_noise(noise)`` ("mean" first),
+    and that z: a draw from the prior p(z) computed from the noise with no random ops."""
+    z = model.latent_from_noise(noise)
+    return {**decoder_outputs(model, z), "z": tf.cast(z, tf.float32)}
+
+
+def noise_specs(model):
+    """{name: float32 TensorSpec [batch, *shape]}: the sampler's noise inputs, in the order
+    of ``model.sampler_noise_spec()``."""
+    return {name: tf.TensorSpec([None, *item.shape], tf.float32, name=name)
+            for name, item in model.sampler_noise_spec().items()}
 
 
 def input_specs(model):

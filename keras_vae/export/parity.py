@@ -9,7 +9,9 @@
   metadata.json; the int8 variants are only reported).
 
 The Keras reference values of the decoder's outputs come from the likelihood head
-(``reference_outputs``), its inputs from the head's own data preparation (``draw_data``).
+(``reference_outputs``), its inputs from the head's own data preparation (``draw_data``); the
+sampler's come from the model's own ``latent_from_noise`` and ``decode`` on noise drawn as
+``sampler_noise_spec`` says (``priors.draw_noise``).
 """
 
 import numpy as np
@@ -17,6 +19,7 @@ import tensorflow as tf
 
 from keras_vae.errors import ExportError
 from keras_vae.export.outputs import decoder_outputs
+from keras_vae.priors import draw_noise
 
 # Largest allowed |TFLite - Keras| on the same inputs; the int8 variants are only reported
 # (their error is a property of the model's value ranges, measured in nats by the tests and
@@ -32,16 +35,29 @@ RANDOM_OPS = ("RANDOM_STANDARD_NORMAL", "RANDOM_UNIFORM", "MULTINOMIAL")
 NUM_CHECK_EXAMPLES = 64  # inputs of the parity check; batch 1 is its first row
 
 
-def check_inputs(model, num_examples=NUM_CHECK_EXAMPLES, seed=0):
-    """Inputs for parity checks and int8 calibration: z ~ p(z), and x drawn from the decoder
-    at those z, prepared as the likelihood's data are (binarised for a Bernoulli model).
+# The inputs of each exported signature: which entry of ``check_inputs`` feeds it.
+SIGNATURE_INPUTS = {"decode": "z", "serving_default": "z", "encode": "x", "reconstruct": "x",
+                    "sample_from_noise": "noise"}
 
-    Returns {"z": [num_examples, latent_dim], "x": [num_examples, *image_shape]} float32
-    numpy arrays, the same for the same seed.
+
+def check_inputs(model, num_examples=NUM_CHECK_EXAMPLES, seed=0):
+    """Inputs for parity checks and int8 calibration: z ~ p(z), x drawn from the decoder
+    at those z, prepared as the likelihood's data are (binarised for a Bernoulli model), and
+    the sampler's noise.
+
+    Returns {"z": [num_examples, latent_dim], "x": [num_examples, *image_shape],
+    "noise": {name: [num_examples, *shape]}} float32 numpy arrays, the same for the same seed.
     """
     z = model.prior_distribution().sample(num_examples, seed=tf.constant([seed, 1], tf.int32))
     x = model.decoder.draw_data(decoder_outputs(model, z)["mean"], [seed, 2])
-    return {"z": z.numpy(), "x": x.numpy()}
+    noise = draw_noise(model.sampler_noise_spec(), num_examples, seed=seed)
+    return {"z": z.numpy(), "x": x.numpy(), "noise": noise}
+
+
+def signature_feed(signature, inputs):
+    """{input name: array}: what ``signature`` takes from ``inputs`` (``check_inputs``)."""
+    key = SIGNATURE_INPUTS[signature]
+    return dict(inputs[key]) if key == "noise" else {key: inputs[key]}
 
 
 def max_abs_difference(outputs, reference):
@@ -55,28 +71,34 @@ def max_abs_difference(outputs, reference):
     return worst
 
 
-def keras_reference(model, signature, inputs):
-    """What the Keras model's own methods give for ``signature`` ("decode", "encode" or
-    "reconstruct") on ``inputs``, under the names the exports use: numpy arrays."""
-    if signature == "decode":
-        outputs = model.decoder.reference_outputs(model.decode(inputs))
+def keras_reference(model, signature, feed):
+    """What the Keras model's own methods give for ``signature`` ("decode", "encode",
+    "reconstruct" or "sample_from_noise") on ``feed`` ({input name: array}), under the names
+    the exports use: numpy arrays."""
+    if signature in ("decode", "serving_default"):
+        outputs = model.decoder.reference_outputs(model.decode(feed["z"]))
     elif signature == "encode":
-        posterior = model.encode(inputs)
+        posterior = model.encode(feed["x"])
         outputs = {"loc": posterior.mean(), "scale": posterior.stddev()}
-    else:  # the head's exported mean at z = E_q[z] (levels heads export E[x] / (L - 1))
-        decoded = model.decode(model.encode(inputs).mean())
+    elif signature == "reconstruct":
+        # the head's exported mean at z = E_q[z] (levels heads export E[x] / (L - 1))
+        decoded = model.decode(model.encode(feed["x"]).mean())
         outputs = {"mean": model.decoder.reference_outputs(decoded)["mean"]}
+    else:
+        z = model.latent_from_noise(feed)
+        outputs = {**model.decoder.reference_outputs(model.decode(z)), "z": z}
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 
-def parity(run, reference, inputs, tolerance, what):
-    """Runs ``run(batch)`` at batch 1 and at the full batch; ExportError when an output is
-    not finite or differs from ``reference`` by more than ``tolerance`` (None: report only).
-    Returns {"batch_1": diff, "batch_64": diff}."""
+def parity(run, reference, feed, tolerance, what):
+    """Runs ``run(rows)`` on the first row of ``feed`` ({input name: array}) and on all of
+    them; ExportError when an output is not finite or differs from ``reference`` by more than
+    ``tolerance`` (None: report only). Returns {"batch_1": diff, "batch_64": diff}."""
     report = {}
-    for batch in (1, len(inputs)):
+    for batch in (1, len(next(iter(feed.values())))):
         rows = {name: value[:batch] for name, value in reference.items()}
-        difference = max_abs_difference(run(inputs[:batch]), rows)
+        difference = max_abs_difference(
+            run({name: value[:batch] for name, value in feed.items()}), rows)
         if not np.isfinite(difference):
             raise ExportError(f"{what} outputs NaN or inf at batch {batch}; it was not written.")
         if tolerance is not None and difference > tolerance:
@@ -87,10 +109,12 @@ def parity(run, reference, inputs, tolerance, what):
 
 
 def exported_parameters(model, part):
-    """Parameters the file of ``part`` ("decoder": only the mean is exported, so the
-    head's ``count_mean_params``; "encoder": all of its parameters) must hold."""
-    return (model.decoder.count_mean_params() if part == "decoder"
-            else model.encoder.count_params())
+    """Parameters the file of ``part`` must hold at least: "decoder" and "sampler" the
+    head's ``count_mean_params`` (only the mean of the decoder is exported; the sampler also
+    holds what the prior's draw needs, which a model does not count for us); "encoder" all
+    of its parameters."""
+    return (model.encoder.count_params() if part == "encoder"
+            else model.decoder.count_mean_params())
 
 
 def check_size(num_bytes, num_parameters, quantize, what):

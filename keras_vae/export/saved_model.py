@@ -2,13 +2,19 @@
 has never imported keras_vae, for TensorFlow Serving.
 
 Signatures (x float32 [batch, *image_shape] in [0, 1], z float32 [batch, latent_dim], num and
-seed int32 scalars):
+seed int32 scalars, the noise inputs float32 [batch, *shape] as ``model.sampler_noise_spec()``
+says, e.g. z_noise [batch, latent_dim] ~ N(0, I)):
 
     encode(x) -> loc, scale          parameters of q(z|x) = N(loc, diag(scale^2))
     decode(z) -> mean, ...           the likelihood head's export outputs: Bernoulli
                                      mean + logits, Normal mean + scale
     reconstruct(x) -> mean           decoded mean at z = loc
-    sample(num, seed) -> x           decoded means of ``num`` draws z ~ p(z), as VAE.sample
+    sample(num, seed) -> x           decoded means of ``num`` draws z ~ p(z), as VAE.sample:
+                                     drawn through the prior's own distribution with
+                                     stateless random ops, so the same images
+    sample_from_noise(noise...) -> mean, ..., z
+                                     the decoder's outputs at z = model.latent_from_noise(
+                                     noise), and z: what sampler.tflite computes
     serving_default                  = decode
 """
 
@@ -17,9 +23,10 @@ import tensorflow as tf
 
 from keras_vae.errors import ExportError
 from keras_vae.export.folders import check_replaceable
-from keras_vae.export.outputs import decoder_outputs, encoder_outputs, input_specs
+from keras_vae.export.outputs import (decoder_outputs, encoder_outputs, input_specs,
+                                      noise_specs, sampler_outputs)
 from keras_vae.export.parity import (PARITY_TOLERANCE, check_inputs, keras_reference,
-                                     max_abs_difference, parity)
+                                     max_abs_difference, parity, signature_feed)
 from keras_vae.files import staged_directory
 
 
@@ -39,10 +46,14 @@ def saved_model_endpoints(model):
         z = model.prior_distribution().sample(num, seed=tf.stack([seed, 0]))
         return {"x": decoder_outputs(model, z)["mean"]}
 
+    def sample_from_noise(noise):
+        return sampler_outputs(model, noise)
+
     spec = input_specs(model)
     return {"decode": (decode, [spec["z"]]), "encode": (encode, [spec["x"]]),
             "reconstruct": (reconstruct, [spec["x"]]),
-            "sample": (sample, [spec["num"], spec["seed"]])}
+            "sample": (sample, [spec["num"], spec["seed"]]),
+            "sample_from_noise": (sample_from_noise, [noise_specs(model)])}
 
 
 def write_saved_model(model, directory, endpoints):
@@ -69,15 +80,15 @@ def export_saved_model(model, directory, overwrite=False, replace_protected=Fals
         write_saved_model(model, staging, saved_model_endpoints(model))
         loaded = tf.saved_model.load(str(staging))
         report = {}
-        for signature, name in (("decode", "z"), ("encode", "x"), ("reconstruct", "x"),
-                                ("serving_default", "z")):
+        for signature in ("decode", "encode", "reconstruct", "sample_from_noise",
+                          "serving_default"):
             function = loaded.signatures[signature]
+            feed = signature_feed(signature, inputs)
             report[signature] = parity(
-                lambda batch: {key: value.numpy() for key, value in
-                               function(**{name: tf.constant(batch)}).items()},
-                keras_reference(model, "decode" if signature == "serving_default"
-                                else signature, inputs[name]),
-                inputs[name], tolerance, f"The SavedModel signature {signature}")
+                lambda rows: {key: value.numpy() for key, value in function(
+                    **{name: tf.constant(value) for name, value in rows.items()}).items()},
+                keras_reference(model, signature, feed), feed, tolerance,
+                f"The SavedModel signature {signature}")
         sampled = loaded.signatures["sample"](num=tf.constant(8), seed=tf.constant(3))["x"]
         report["sample"] = {"batch_8": max_abs_difference(
             {"x": sampled.numpy()}, {"x": model.sample(8, seed=3).numpy()})}

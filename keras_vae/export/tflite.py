@@ -1,10 +1,14 @@
 """TFLite export for phones, and the LiteRT runtime that checks it.
 
 One folder per quantisation with ``decoder.tflite`` (signature ``decode``: z -> mean),
-``encoder.tflite`` (``encode``: x -> loc, scale) and ``metadata.json`` (``metadata.py``).
-The files take z as input and return means, so they hold no random ops and no Flex ops
-(DESIGN.md trap 8); inputs and outputs stay float32 under every quantisation. LiteRT's
-``ai_edge_litert`` interpreter runs them (``tf.lite.Interpreter`` is deprecated, trap 9).
+``encoder.tflite`` (``encode``: x -> loc, scale), ``sampler.tflite`` (``sample_from_noise``:
+the prior's noise inputs -> mean) and ``metadata.json`` (``metadata.py``).
+The files take z, or the noise a draw of z needs (``model.sampler_noise_spec()``), as inputs
+and return means, so they hold no random ops and no Flex ops (DESIGN.md trap 8): an app
+draws the noise itself (standard Normal or uniform numbers, as metadata.json says) and the
+sampler turns it into z ~ p(z) for any prior (``model.latent_from_noise``) and decodes it.
+Inputs and outputs stay float32 under every quantisation. LiteRT's ``ai_edge_litert``
+interpreter runs them (``tf.lite.Interpreter`` is deprecated, trap 9).
 """
 
 import hashlib
@@ -18,12 +22,13 @@ from keras_vae.config import QUANTIZATIONS
 from keras_vae.errors import ExportError
 from keras_vae.export import metadata as metadata_module
 from keras_vae.export.folders import METADATA_FILE, check_replaceable, tflite_file
-from keras_vae.export.outputs import decoder_outputs, encoder_outputs, input_specs
+from keras_vae.export.outputs import (decoder_outputs, encoder_outputs, input_specs,
+                                      noise_specs, sampler_outputs)
 from keras_vae.export.parity import (PARITY_TOLERANCE, check_inputs, check_ops, check_size,
-                                     exported_parameters, keras_reference, parity)
+                                     exported_parameters, keras_reference, parity,
+                                     signature_feed)
 from keras_vae.export.saved_model import write_saved_model
 from keras_vae.files import staged_directory, write_json_atomically
-from keras_vae.priors import StandardNormalPrior
 
 NUM_REPRESENTATIVE_EXAMPLES = 200  # calibration inputs of full int8
 
@@ -64,9 +69,14 @@ def tflite_endpoints(model):
     def encode(x):
         return encoder_outputs(model, x)
 
+    def sample_from_noise(noise):
+        # The mean only, as decode: its parity bound is one grey level of the picture.
+        return {"mean": sampler_outputs(model, noise)["mean"]}
+
     spec = input_specs(model)
     return {"decoder": ("decode", decode, [spec["z"]]),
-            "encoder": ("encode", encode, [spec["x"]])}
+            "encoder": ("encode", encode, [spec["x"]]),
+            "sampler": ("sample_from_noise", sample_from_noise, [noise_specs(model)])}
 
 
 def convert(saved_model, signature, quantize, representative=None):
@@ -113,15 +123,11 @@ def check_tflite(content, model, part, quantize, inputs):
         raise ExportError(f"{what} does not load in LiteRT ({_first_line(error)}); it was "
                           f"not written.") from None
     check_ops(ops, what)
-    name = _input_name(part)
-    report = parity(lambda batch: runner(**{name: batch}), keras_reference(
-        model, signature, inputs[name]), inputs[name], PARITY_TOLERANCE.get(quantize), what)
+    feed = signature_feed(signature, inputs)
+    report = parity(lambda rows: runner(**rows), keras_reference(model, signature, feed), feed,
+                    PARITY_TOLERANCE.get(quantize), what)
     return {"bytes": len(content), "num_parameters": num_parameters, "ops": ops,
             "max_abs_difference": report}
-
-
-def _input_name(part):
-    return "z" if part == "decoder" else "x"
 
 
 def _first_line(error):
@@ -134,20 +140,17 @@ def _first_line(error):
 
 def export_tflite(model, directory, quantize="none", overwrite=False,
                   replace_protected=False):
-    """Writes decoder.tflite, encoder.tflite and metadata.json to ``directory`` (atomically)
-    after checking them; returns the metadata. An export inside a protected (shipped) run is
-    replaced only with ``replace_protected`` (``runs.PROTECTED``)."""
+    """Writes decoder.tflite, encoder.tflite, sampler.tflite and metadata.json to
+    ``directory`` (atomically) after checking them; returns the metadata. An export inside a
+    protected (shipped) run is replaced only with ``replace_protected`` (``runs.PROTECTED``)."""
     if quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize must be one of {', '.join(QUANTIZATIONS)}; received "
                           f"{quantize!r}.")
-    if not isinstance(model.prior, StandardNormalPrior):
-        raise ExportError(
-            f"The TFLite metadata tells apps to draw z ~ N(0, I), but this model's prior is "
-            f"{type(model.prior).__name__}; export --format saved_model instead.")
     check_replaceable(directory)
     inputs = check_inputs(model)
     calibration = (check_inputs(model, NUM_REPRESENTATIVE_EXAMPLES, seed=1)
                    if quantize == "int8" else None)
+    standard_latent = metadata_module.latent_is_the_noise(model, inputs["noise"])
     files = {}
     with staged_directory(directory, overwrite, replace_protected) as staging, \
             tempfile.TemporaryDirectory() as scratch:
@@ -157,15 +160,23 @@ def export_tflite(model, directory, quantize="none", overwrite=False,
                           {signature: (function, specs)
                            for signature, function, specs in endpoints.values()})
         for part, (signature, _, _) in endpoints.items():
-            name = _input_name(part)
-            representative = calibration and [{name: row[None]} for row in calibration[name]]
+            representative = calibration and _rows(signature_feed(signature, calibration))
             content = convert(saved_model, signature, quantize, representative)
             report = check_tflite(content, model, part, quantize, inputs)
             (staging / tflite_file(part)).write_bytes(content)
             files[part] = {"file": tflite_file(part), "signature": signature,
                            "sha256": hashlib.sha256(content).hexdigest(), **report,
                            **metadata_module.tensor_tables(
-                               model, part, tflite_runner(content, signature))}
-        metadata = metadata_module.tflite_metadata(model, quantize, files)
+                               model, part, tflite_runner(content, signature),
+                               standard_latent)}
+        files["sampler"]["how_to_sample"] = metadata_module.how_to_sample(model)
+        metadata = metadata_module.tflite_metadata(model, quantize, files, standard_latent)
         write_json_atomically(staging / METADATA_FILE, metadata)
     return metadata
+
+
+def _rows(feed):
+    """[{input name: one row [1, ...]}, ...]: int8 calibration examples from a feed."""
+    count = len(next(iter(feed.values())))
+    return [{name: value[index:index + 1] for name, value in feed.items()}
+            for index in range(count)]
