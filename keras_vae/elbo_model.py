@@ -17,7 +17,10 @@ import keras
 import tensorflow as tf
 
 from keras_vae import distribute
-from keras_vae.config import check_kl_weight
+from keras_vae.config import DEFAULT_STEPS_PER_EXECUTION, check_kl_weight
+
+# Keras' Model.compile takes steps_per_execution as its 7th positional argument.
+_STEPS_PER_EXECUTION_POSITION = 6
 
 
 class ELBOModel(keras.Model):
@@ -28,9 +31,12 @@ class ELBOModel(keras.Model):
     """
 
     def _add_training_state(self, kl_weight):
+        # "only_first_replica": a warm-up schedule assigns it inside the step, in every
+        # replica, to the same value (set_kl_weight_schedule).
         self._kl_weight = self.add_weight(
-            name="kl_weight", shape=(), trainable=False,
+            name="kl_weight", shape=(), trainable=False, aggregation="only_first_replica",
             initializer=keras.initializers.Constant(check_kl_weight(kl_weight)))
+        self._kl_weight_schedule = None
         # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
         # resumed run continues the same noise stream. "only_first_replica" lets every replica
         # of a MirroredStrategy step increment it once (see _posterior_noise).
@@ -52,10 +58,40 @@ class ELBOModel(keras.Model):
     def kl_weight(self, value):
         self._kl_weight.assign(check_kl_weight(value))
 
+    def set_kl_weight_schedule(self, schedule):
+        """Computes the KL weight inside every training step as ``schedule(t)``, t the
+        optimizer's step count before the step (an int64 tensor; a resumed run restores it),
+        or with ``None`` stops doing so. Unlike setting ``kl_weight`` from a callback, this
+        works with any ``steps_per_execution``: the callbacks run once per call, the schedule
+        once per step. ``warmup.KLWarmUp(unit="steps")`` uses it. The training function is
+        traced again when it already exists."""
+        self._kl_weight_schedule = schedule
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+
     # ----------------------------------------------------------------- training
+
+    def compile(self, *args, **kwargs):
+        """Keras' ``compile``; ``steps_per_execution`` (steps per tf.function call) defaults
+        to ``DEFAULT_STEPS_PER_EXECUTION`` instead of 1 (1 with ``run_eagerly``).
+
+        Callbacks then see a batch every that many steps (their ``batch`` argument is the
+        last step of the call, their logs the epoch's running means); pass
+        ``steps_per_execution=1`` for a callback that must run between every two steps.
+        """
+        if (len(args) <= _STEPS_PER_EXECUTION_POSITION
+                and kwargs.get("steps_per_execution") is None):
+            eager = (args[_STEPS_PER_EXECUTION_POSITION - 1]
+                     if len(args) == _STEPS_PER_EXECUTION_POSITION
+                     else kwargs.get("run_eagerly"))
+            kwargs["steps_per_execution"] = 1 if eager else DEFAULT_STEPS_PER_EXECUTION
+        super().compile(*args, **kwargs)
 
     def train_step(self, data):
         x = _features_of(data)
+        if self._kl_weight_schedule is not None:
+            self._kl_weight.assign(tf.cast(
+                self._kl_weight_schedule(self.optimizer.iterations), self._kl_weight.dtype))
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, training=True)
             # Sum over this replica's examples divided by the *global* batch size: Keras sums
