@@ -37,6 +37,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not np.all(np.isfinite(np.asarray(loss, np.float64))):
             self.failed_epoch = self._epoch + 1  # 1-based for people
-            self.failed_steps = (self._first_step + 1, batch + 1)
+            # Keras reports the last step a full call would run; an epoch may end before it
+            last = min(batch + 1, (self.params or {}).get("steps") or batch + 1)
+            self.failed_steps = (self._first_step + 1, last)
             self.model.set_weights(self._good_weights)
             self.model.stop_training = True
