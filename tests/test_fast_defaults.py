@@ -125,3 +125,18 @@ def test_validation_and_evaluate_run_many_steps_per_call_to_the_same_figures():
     # test_step draws from the model's noise stream, which each evaluation advances: the
     # figures agree in distribution, and the KL (no noise) exactly
     np.testing.assert_allclose(many["kl"], one["kl"], rtol=1e-6)
+
+
+def test_kvae_fit_warms_up_by_steps_with_its_default_steps_per_call(idx_folder, tmp_path):
+    """kvae fit refused a warm-up by steps with several steps per call; now the default
+    trains it, each step with its own weight (the weight logged at an epoch's end is the
+    one its last step used: t = 5 and t = 11 of 6 steps per epoch)."""
+    from keras_vae import train
+    from tests.helpers import csv_rows, tiny_train_config
+
+    config = tiny_train_config(idx_folder, kl_warmup="linear", kl_warmup_length=8,
+                               kl_warmup_unit="steps")
+    assert config.steps_per_execution == DEFAULT_STEPS_PER_EXECUTION
+    train.fit(config, tmp_path / "run", verbose=0)
+    rows = csv_rows(tmp_path / "run" / "history.csv")
+    np.testing.assert_allclose([float(r["kl_weight"]) for r in rows], [5 / 8, 1.0], rtol=1e-6)
