@@ -19,7 +19,8 @@ setup(
     # cli/ is a top-level folder of the repository but installs as keras_vae.cli, so no bare
     # module named `cli` lands in site-packages.
     packages=["keras_vae", "keras_vae.callbacks", "keras_vae.cli", "keras_vae.export",
-              "keras_vae.layers"],
+              "keras_vae.layers",
+              "keras_vae.priors"],
     package_dir={"keras_vae": "keras_vae", "keras_vae.cli": "cli"},
     install_requires=[
         "tensorflow>=2.16",
@@ -30,9 +31,14 @@ setup(
         "click>=8.0",
         "tensorboard",
         "numpy",
-        "pillow",
+        "pillow",  # pixel grids (plots.image_grid)
+        "matplotlib>=3.5",  # the latent, traversal, training and rate-distortion pictures
         "ai-edge-litert",  # the LiteRT interpreter that checks every TFLite export
     ],
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3"]},
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist>=3"],
+        # kvae latent-plot --projection tsne (scikit-learn) and --projection umap (umap-learn)
+        "projections": ["scikit-learn>=1.2", "umap-learn>=0.5"],
+    },
     entry_points={"console_scripts": ["kvae=keras_vae.cli.main:main"]},
 )

@@ -117,6 +117,10 @@ _OPTIONS = [
                        "--batch-size is the global batch, split across them."),
     _train_option("precision", type=click.Choice(options.PRECISIONS),
                   help="Mixed precision for GPUs; log_prob, KL and log-sum-exp stay in float32."),
+    click.option("--tensorboard/--no-tensorboard", default=_DEFAULTS["tensorboard"],
+                 show_default=True,
+                 help="Write TensorBoard logs to RUN/logs: losses, KL per latent dimension, "
+                      "active units, samples and reconstructions each epoch."),
     _train_option("seed", type=int),
 ]
 

@@ -11,7 +11,10 @@ import click
 
 # Pure-Python modules only (no TensorFlow): `kvae --help` and argument errors answer at once.
 from keras_vae import config as options
-from keras_vae.cli import fit_options
+from keras_vae.cli import fit_options, picture_commands
+from keras_vae.cli.common import examples as _examples
+from keras_vae.cli.common import run_argument as _run_argument
+from keras_vae.cli.common import with_data_options as _with_data_options
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
@@ -19,10 +22,6 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 warnings.formatwarning = _one_line_warning
-
-
-def _examples(*lines):
-    return "\n\n\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,37 +84,10 @@ def fit(context, preset, output, resume, overwrite, replace_protected, **values)
     click.echo(_summary(f"Trained {output}", metrics))
 
 
-_run_argument = click.argument("run", type=click.Path())
-_data_options = [
-    click.option("--dataset", default=None,
-                  help="Data to use [default: the run's own]; needed for a bare .keras file."),
-    click.option("--data-dir", type=click.Path(), default=None,
-                  help="Local data folder or .npz [default: the run's own]."),
-]
-
-
-def _out_option(default):
-    return click.option("--out", type=click.Path(dir_okay=False), default=default,
-                        show_default=True,
-                        help="PNG file to write; missing folders are created.")
-
-
-def _say_which_test_images(written):
-    if written.shipped_test_images is not None:
-        click.echo(f"Using the {written.num_test_images} test images shipped in "
-                   f"{written.shipped_test_images} (--data-dir for others).", err=True)
-
-
 _replace_protected_option = click.option(
     "--replace-protected", is_flag=True,
     help="Allow replacing files in a protected (shipped) model folder: its metrics.json and "
          "per_example.csv (evaluate) or an existing export (export --overwrite).")
-
-
-def _with_data_options(function):
-    for option in reversed(_data_options):
-        function = option(function)
-    return function
 
 
 @cli.command(epilog=_examples(
@@ -147,72 +119,6 @@ def evaluate(run, dataset, data_dir, iw_samples, seed, batch_size, replace_prote
                                           replace_protected=replace_protected)
     click.echo(_summary(f"Evaluated {run} on {examples} test examples ({metrics['test_data']})",
                         metrics))
-
-
-@cli.command(epilog=_examples("kvae sample saved_models/mnist-bernoulli-mlp --num 64 --seed 0 "
-                              "--out samples.png"))
-@_run_argument
-@click.option("--num", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@_out_option("samples.png")
-def sample(run, num, seed, out):
-    """Draw z from the prior and save the decoded means as a PNG grid."""
-    from keras_vae import figures
-
-    written = figures.write_samples(run, out, num, seed)
-    click.echo(f"Wrote {written.count} samples to {written.path}")
-
-
-@cli.command(epilog=_examples("kvae reconstruct saved_models/mnist-bernoulli-mlp --num 16 "
-                              "--out recon.png"))
-@_run_argument
-@click.option("--num", type=click.IntRange(min=1), default=16, show_default=True)
-@_out_option("recon.png")
-@_with_data_options
-def reconstruct(run, num, out, dataset, data_dir):
-    """Save test images (top row) above their reconstructions (bottom row)."""
-    from keras_vae import figures
-
-    written = figures.write_reconstructions(run, out, num, dataset, data_dir)
-    _say_which_test_images(written)
-    click.echo(f"Wrote {written.count} reconstructions to {written.path}")
-
-
-@cli.command(epilog=_examples("kvae interpolate saved_models/mnist-bernoulli-mlp --steps 10 "
-                              "--out interp.png"))
-@_run_argument
-@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True)
-@click.option("--pairs", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Number of image pairs, one row each.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Chooses which test images are paired.")
-@_out_option("interp.png")
-@_with_data_options
-def interpolate(run, steps, pairs, seed, out, dataset, data_dir):
-    """Decode points on the line between the posterior means of two test images."""
-    from keras_vae import figures
-
-    written = figures.write_interpolations(run, out, steps, pairs, seed, dataset, data_dir)
-    _say_which_test_images(written)
-    click.echo(f"Wrote {written.count} interpolations of {steps} steps to {written.path}")
-
-
-@cli.command("latent-plot", epilog=_examples("kvae latent-plot saved_models/mnist-bernoulli-mlp "
-                                             "--out latent.png"))
-@_run_argument
-@click.option("--num", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Number of test examples to plot.")
-@_out_option("latent.png")
-@_with_data_options
-def latent_plot(run, num, out, dataset, data_dir):
-    """Scatter test-set posterior means, coloured by label (first two principal components
-    when the latent space has more than two dimensions)."""
-    from keras_vae import figures
-
-    written = figures.write_latent_plot(run, out, num, dataset, data_dir)
-    _say_which_test_images(written)
-    click.echo(f"Wrote the posterior means of {written.count} test examples to "
-               f"{written.path}")
 
 
 @cli.command(epilog=_examples(
@@ -274,6 +180,10 @@ def info(run):
         click.echo(_summary("metrics (kvae evaluate)", described["metrics"]))
     else:
         click.echo("metrics: none yet (run kvae evaluate)")
+
+
+for _command in picture_commands.COMMANDS:  # sample, latent-plot, traverse, ... (pictures)
+    cli.add_command(_command)
 
 
 def _summary(title, metrics):

@@ -30,6 +30,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multi-worker")  # distribute.py
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")  # export
 EXPORT_FORMATS = ("saved_model", "tflite")
+LATENT_PROJECTIONS = ("active", "pca", "tsne", "umap")  # figures_latent.py
 
 # kv.VAE's bodies when none are given: the MLP of Burda et al. 2016 (784-200-200-50).
 DEFAULT_HIDDEN_UNITS = {"mlp": (200, 200), "conv": (32, 64)}
@@ -172,6 +173,7 @@ class TrainConfig:
     steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
     strategy: str = "auto"  # STRATEGIES
     precision: str = "float32"  # PRECISIONS
+    tensorboard: bool = True  # RUN/logs: losses, KL per latent dimension, images per epoch
 
     def __post_init__(self):
         check_choice("likelihood", self.likelihood, LIKELIHOODS)

@@ -1,11 +1,14 @@
-"""Figures of a model: the pictures ``kvae sample``, ``reconstruct``, ``interpolate`` and
-``latent-plot`` write.
+"""Figures of a model: the pictures ``kvae sample``, ``reconstruct``, ``interpolate``,
+``latent-plot``, ``traverse``, ``training-plot`` and ``rate-distortion`` write.
 
-Two levels. The figure functions take a model and data and return a PIL image or an array;
-they use only the model protocol (``sample``, ``encode``, ``decode``, ``reconstruct``) and
-leave the pixels to ``plots.py``. The ``write_*`` functions are what a command calls: they
-load a run, choose its test images (``runs.test_images``), compute the figure and write the PNG
-atomically, creating missing folders (``plots.save_png``), and return what they wrote.
+Two levels. The figure functions take a model and data and return a PIL image, a matplotlib
+figure or an array; they use only the model protocol (``sample``, ``encode``, ``decode``,
+``reconstruct``, ``latent_diagnostics``) and leave the pixels to ``plots.py``. Image grids
+are here; the latent space is pictured in ``figures_latent`` and ``figures_traversal``,
+training and the rate-distortion plane in ``figures_training``. The ``write_*`` functions are
+what a command calls: they load a run, choose its test images (``runs.test_images``),
+compute the figure and write the PNG atomically, creating missing folders
+(``plots.save_png``), and return what they wrote.
 """
 
 import dataclasses
@@ -13,7 +16,8 @@ import pathlib
 
 import numpy as np
 
-from keras_vae import plots
+from keras_vae import figures_latent, plots
+from keras_vae.errors import RunError
 
 # ------------------------------------------------------------------ figures of a model
 
@@ -52,28 +56,24 @@ def interpolation_points(start, end, num_steps):
 
 
 def principal_components(points, num_components=2):
-    """Projection of points [N, D] on their first principal components [N, num_components]:
-    the centred points times the top right-singular vectors of the centred matrix."""
-    centred = points - points.mean(axis=0)
-    _, _, directions = np.linalg.svd(centred, full_matrices=False)
-    return centred @ directions[:num_components].T
+    """Projection of points [N, D] on their first principal components [N, num_components]
+    (``figures_latent.principal_components`` without the variance shares)."""
+    return figures_latent.principal_components(points, num_components)[0]
 
 
 def latent_points(model, images):
     """[N, 2] points to plot for ``images``: their posterior means E_q[z|x], projected on
     their first two principal components when the latent space has more than two
     dimensions, and drawn on a line (second coordinate 0) when it has one."""
-    means = np.asarray(model.encode(np.asarray(images, np.float32)).mean())
-    if means.shape[1] == 1:
-        return np.concatenate([means, np.zeros_like(means)], axis=1)
-    if means.shape[1] == 2:
-        return means
-    return principal_components(means)
+    means = np.asarray(model.encode(np.asarray(images, np.float32)).mean(), np.float64)
+    summary = figures_latent.LatentSummary("z", means, np.full(means.shape[1], np.nan),
+                                           means.var(axis=0))
+    return figures_latent.project(summary).points
 
 
-def latent_plot(model, images, labels=None):
-    """A scatter plot of ``latent_points``, coloured by label when labels are given."""
-    return plots.latent_scatter(latent_points(model, images), labels)
+def latent_plot(model, images, labels=None, projection=None):
+    """The matplotlib figure of ``figures_latent.latent_picture``."""
+    return figures_latent.latent_picture(model, images, labels, projection).figure
 
 
 # ------------------------------------------------------------------ one call per command
@@ -111,11 +111,46 @@ def write_interpolations(run, out, steps, pairs, seed, dataset=None, data_dir=No
         interpolation_grid(model, images, steps, pairs, seed), pairs))
 
 
-def write_latent_plot(run, out, num, dataset=None, data_dir=None):
-    """``latent_plot`` of RUN's first ``num`` test images as the PNG ``out``."""
+def write_latent_plot(run, out, num, dataset=None, data_dir=None, projection=None,
+                      layer=None, seed=0):
+    """``figures_latent.latent_picture`` of RUN's first ``num`` test images as the PNG
+    ``out``."""
+    figures_latent.check_projection_library(projection)
     return _write_with_test_images(run, out, dataset, data_dir, lambda model, images, labels: (
-        latent_plot(model, images[:num], None if labels is None else np.asarray(labels)[:num]),
-        len(images[:num])))
+        figures_latent.latent_picture(
+            model, images[:num], None if labels is None else np.asarray(labels)[:num],
+            projection, layer, seed).figure, len(images[:num])))
+
+
+def write_traversal(run, out, num_dimensions=8, steps=9, span=3.0, image_index=0, layer=None,
+                    dataset=None, data_dir=None):
+    """``figures_traversal.traversal`` of RUN's test image ``image_index`` (activity over all
+    its test images) as the PNG ``out``; count: the rows."""
+    from keras_vae import figures_traversal
+
+    def draw(model, images, _):
+        result = figures_traversal.traversal(model, images, image_index, num_dimensions,
+                                             steps, span, layer)
+        return figures_traversal.traversal_figure(result), len(result.dimensions)
+
+    return _write_with_test_images(run, out, dataset, data_dir, draw)
+
+
+def write_training_plot(run, out):
+    """``figures_training.training_figure`` of a run folder's history.csv (and
+    latent_history.csv) as the PNG ``out``; count: the epochs. Needs no model."""
+    from keras_vae import figures_training, runs
+
+    directory = pathlib.Path(run)
+    if not directory.is_dir():
+        raise RunError(f"{run} is not a run folder: give the folder kvae fit wrote (it holds "
+                       f"{runs.HISTORY}).")
+    history = figures_training.read_csv_columns(directory / runs.HISTORY)
+    latent = figures_training.read_latent_history(directory / runs.LATENT_HISTORY)
+    figure, _ = figures_training.training_figure(
+        history, latent, f"Training of {directory.resolve().name}: {len(history['epoch'])} "
+                         f"epochs, nats per example", _recorded_kl_weight(directory))
+    return Written(plots.save_png(figure, out), len(history["epoch"]))
 
 
 def _write_with_test_images(run, out, dataset, data_dir, draw):
@@ -128,3 +163,48 @@ def _write_with_test_images(run, out, dataset, data_dir, draw):
     picture, count = draw(loaded.model, images, labels)
     return Written(plots.save_png(picture, out), count, shipped,
                    None if shipped is None else len(images))
+
+
+def _recorded_kl_weight(directory):
+    """The KL weight (the warm-up's target) of a run folder's config.json, None when it has
+    no readable one."""
+    import json
+
+    from keras_vae import runs
+
+    try:
+        return float(json.loads((directory / runs.CONFIG).read_text())["train"]["kl_weight"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def rate_point(run, dataset=None, data_dir=None):
+    """(``figures_training.RatePoint``, evaluated) of RUN: rate and distortion from its
+    metrics.json (``kvae evaluate``), or when it has none (a bare .keras file, a run not yet
+    evaluated) from ``runs.test_metrics`` on its test images, seed 0, kept in memory
+    (evaluated: True). The KL weight comes from config.json, else from the model."""
+    from keras_vae import runs
+    from keras_vae.figures_training import RatePoint
+
+    path = pathlib.Path(run)
+    metrics = runs.read_metrics(path) if path.is_dir() else None
+    kl_weight = _recorded_kl_weight(path)
+    evaluated = metrics is None or not {"kl", "reconstruction"} <= metrics.keys()
+    if evaluated:
+        loaded = runs.load_run(path)
+        images, _, _ = runs.test_images(loaded, dataset, data_dir)
+        metrics, _ = runs.test_metrics(loaded.model, images)
+        if kl_weight is None and getattr(loaded.model, "kl_weight", None) is not None:
+            kl_weight = float(loaded.model.kl_weight)
+    name = path.name if path.is_dir() else path.stem
+    return RatePoint(name, float(metrics["kl"]), float(metrics["reconstruction"]),
+                     kl_weight), evaluated
+
+
+def write_rate_distortion(points, out):
+    """``figures_training.rate_distortion_figure`` of ``points`` (``rate_point``) as the PNG
+    ``out``; count: the runs."""
+    from keras_vae import figures_training
+
+    figure, _ = figures_training.rate_distortion_figure(points)
+    return Written(plots.save_png(figure, out), len(points))

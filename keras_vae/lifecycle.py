@@ -24,12 +24,12 @@ from keras_vae.config import TrainConfig
 from keras_vae.errors import RunError
 from keras_vae.files import staged_directory
 
-# Options a resumed run may change: where it runs and where its data are, not what it
-# computes (the dataset's name is compared).
-RESUMABLE_CHANGES = ("strategy", "data_dir")
+# Options a resumed run may change: where it runs, where its data are and whether it writes
+# TensorBoard logs, not what it computes (the dataset's name is compared).
+RESUMABLE_CHANGES = ("strategy", "data_dir", "tensorboard")
 # What a continued run keeps of the complete run it continues: its record and its data.
 # metrics.json, per_example.csv and exports describe the old weights, so they are left out.
-CARRIED_OVER = (runs.CONFIG, runs.HISTORY, runs.LOGS, runs.TEST_EXAMPLES)
+CARRIED_OVER = (runs.CONFIG, runs.HISTORY, runs.LATENT_HISTORY, runs.LOGS, runs.TEST_EXAMPLES)
 
 
 def with_absolute_data_dir(config):

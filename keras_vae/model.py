@@ -148,10 +148,23 @@ class VAE(ELBOModel):
     def prior_distribution(self):
         """p(z): the prior layer's float32 ``tfd.Distribution``, event shape [latent_dim].
 
-        ``model.prior`` is the layer (it holds a learned prior's weights);
-        ``model.prior.distribution()`` gives the same distribution.
+        ``model.prior`` is the layer (it holds a learned prior's weights); the model passes
+        its encoder to a prior built on it (``needs_encoder``: the VampPrior).
         """
-        return self.prior.distribution()
+        return self.prior.distribution(**self._prior_arguments())
+
+    def sampler_noise_spec(self):
+        """{name: ``priors.NoiseInput``}: the noise one draw of z takes (``latent_from_noise``)."""
+        return self.prior.noise_spec()
+
+    def latent_from_noise(self, noise):
+        """z [n, latent_dim] ~ p(z) computed from ``noise`` ({name: [n, *shape]}, drawn as
+        ``sampler_noise_spec`` says) with no random ops: what an exported sampler decodes."""
+        return self.prior.sample_from_noise(noise, **self._prior_arguments())
+
+    def _prior_arguments(self):
+        # A user's prior written before learned priors existed takes no arguments.
+        return {"encoder": self.encoder} if getattr(self.prior, "needs_encoder", False) else {}
 
     @property
     def latent_sizes(self):

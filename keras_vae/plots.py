@@ -1,8 +1,12 @@
-"""Pixel drawing: arrays to PIL images (image grids, scatter plots), and PNG files.
+"""Pixels and PNG files: image grids (Pillow), matplotlib figures, and writing either as a PNG.
 
-Pure functions from arrays to PIL images (Pillow only, no plotting library), saved as PNG by
-``save_png``, which creates missing folders and writes to a temporary file renamed into
-place. What a figure shows (which images, which latent points) is ``figures.py``'s.
+``image_grid`` turns images into one PIL image (Pillow only); ``grid_array`` is the same grid
+as an array, for a matplotlib axes to show with labelled ticks. ``new_figure`` makes a
+matplotlib ``Figure`` of an exact size in pixels on the Agg canvas (no display, no pyplot
+state); matplotlib is imported there, not at module import, so ``kvae --help`` stays fast.
+``save_png`` writes a PIL image or a figure (``figure_image``): encoded in memory, written to
+a temporary file and renamed into place, creating missing folders. What a figure shows is
+``figures*.py``'s.
 """
 
 import io
@@ -10,19 +14,18 @@ import math
 import pathlib
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from keras_vae.errors import ConfigError
 from keras_vae.files import replace_atomically
 
-# Ten colours that stay distinct for the ten classes of MNIST-like data (Tableau 10).
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+DPI = 100  # figure sizes are given in pixels: inches = pixels / DPI
 
 
-def image_grid(images, num_columns=None, padding=2, scale=2):
-    """Images [N, H, W, C] in [0, 1] -> one PIL image, ``num_columns`` per row (default
-    square-ish), ``padding`` white pixels between cells, each pixel drawn ``scale`` times."""
+def grid_array(images, num_columns=None, padding=2):
+    """Images [N, H, W, C] (or [N, H, W]) in [0, 1] -> one float array [rows * (H + padding)
+    + padding, columns * (W + padding) + padding, C], ``num_columns`` per row (default
+    square-ish), white (1.0) between cells and in unused cells."""
     images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
     if images.ndim == 3:
         images = images[..., None]
@@ -37,40 +40,69 @@ def image_grid(images, num_columns=None, padding=2, scale=2):
         row, column = divmod(index, num_columns)
         top, left = padding + row * (height + padding), padding + column * (width + padding)
         canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def image_grid(images, num_columns=None, padding=2, scale=2):
+    """``grid_array`` as a PIL image, each pixel drawn ``scale`` times."""
+    canvas = grid_array(images, num_columns, padding)
     pixels = (canvas * 255).round().astype(np.uint8)
-    picture = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    picture = Image.fromarray(pixels[..., 0] if canvas.shape[-1] == 1 else pixels)
     return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
 
 
-def latent_scatter(points, labels=None, size=600, margin=30, radius=2):
-    """A scatter plot of 2-D points coloured by integer label, with a legend, as a PIL image."""
-    points = np.asarray(points, np.float64)
-    low, high = points.min(axis=0), points.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    pixels = margin + (points - low) / span * (size - 2 * margin)
-    picture = Image.new("RGB", (size + 80, size), "white")
-    draw = ImageDraw.Draw(picture)
-    draw.rectangle([margin, margin, size - margin, size - margin], outline=(200, 200, 200))
-    labels = np.zeros(len(points), int) if labels is None else np.asarray(labels, int)
-    for (x, y), label in zip(pixels, labels):
-        y = size - y  # the first coordinate grows to the right, the second upwards
-        draw.ellipse([x - radius, y - radius, x + radius, y + radius],
-                     fill=PALETTE[label % len(PALETTE)])
-    for row, label in enumerate(np.unique(labels)):
-        top = margin + 18 * row
-        draw.rectangle([size + 10, top, size + 20, top + 10], fill=PALETTE[label % len(PALETTE)])
-        draw.text((size + 26, top - 1), str(label), fill="black")
-    return picture
+def show_grid(axes, canvas, **imshow_options):
+    """Draws a ``grid_array`` canvas on a matplotlib axes (grey levels for one channel)."""
+    if canvas.shape[-1] == 1:
+        axes.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0,
+                    interpolation="nearest", **imshow_options)
+    else:
+        axes.imshow(canvas, interpolation="nearest", **imshow_options)
+
+
+def new_figure(width, height):
+    """A matplotlib ``Figure`` of ``width`` x ``height`` pixels on the Agg canvas: drawn in
+    memory, never on a display, and independent of pyplot's global state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def class_colours(num):
+    """``num`` distinct colours for classes: Tableau 10 up to ten classes (MNIST's digits),
+    else evenly spaced along the viridis colour map."""
+    from matplotlib import colormaps
+
+    if num <= 10:
+        return [colormaps["tab10"](k) for k in range(num)]
+    return [colormaps["viridis"](k / (num - 1)) for k in range(num)]
+
+
+def figure_image(figure):
+    """A matplotlib figure as a PIL image of its exact size in pixels, reduced to 256 colours:
+    a third of the bytes of full colour, with no difference to see in a plot."""
+    rendered = io.BytesIO()
+    figure.savefig(rendered, format="png", dpi=DPI)
+    rendered.seek(0)
+    with Image.open(rendered) as image:
+        return image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                             dither=Image.Dither.NONE)
 
 
 def save_png(picture, path):
-    """Saves a PIL image as PNG at ``path``, creating missing folders: encoded in memory
-    first, then written to a temporary file beside ``path`` and renamed into place, so that
-    ``path`` is the old file or the new one, never half of one. ConfigError when ``path``
-    cannot be written."""
+    """Saves a PIL image or a matplotlib figure as PNG at ``path``, creating missing folders:
+    encoded in memory first, then written to a temporary file beside ``path`` and renamed
+    into place, so that ``path`` is the old file or the new one, never half of one. A figure
+    keeps its exact size in pixels (no tight bounding box). ConfigError when ``path`` cannot
+    be written."""
     path = pathlib.Path(path)
+    if hasattr(picture, "savefig"):
+        picture = figure_image(picture)
     encoded = io.BytesIO()
-    picture.save(encoded, format="PNG")
+    picture.save(encoded, format="PNG", optimize=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         replace_atomically(path, lambda file: file.write(encoded.getvalue()), mode="wb")

@@ -19,6 +19,12 @@ inference model q(z|x), implements
     latent_diagnostics(x, seed)
                           -> {layer name: LayerDiagnostics(posterior_mean, kl_per_dimension)},
                              each a tensor [batch, size of that layer]
+    sampler_noise_spec()  -> {name: priors.NoiseInput}: the noise one draw of the latent(s)
+                             decoded by an exported sampler takes (shape per draw, normal or
+                             uniform)
+    latent_from_noise(noise)
+                          -> the latent draw decode takes, computed from that noise with no
+                             random ops (the sampler an app runs without Python)
     image_shape           -> the shape of one example, e.g. (28, 28, 1)
     latent_sizes          -> {layer name: number of latent variables}, ordered from the layer
                              next to the data to the top, e.g. {"z": 50} or {"z1": 100, "z2": 50}
@@ -118,3 +124,10 @@ class LatentVariableModel(Protocol):
 
     def latent_diagnostics(self, x, seed):
         """{layer name: ``LayerDiagnostics``} for the batch x, in ``latent_sizes`` order."""
+
+    def sampler_noise_spec(self):
+        """{name: ``priors.NoiseInput``}: the noise one draw of the latents takes."""
+
+    def latent_from_noise(self, noise):
+        """The latent draw ``decode`` takes, from ``noise`` ({name: [n, *shape]}), with no
+        random ops."""

@@ -7,6 +7,7 @@ Layout of a run folder RUN::
     RUN/config.json             every resolved option, library versions, data sizes (CONFIG)
     RUN/model.keras             the final model (MODEL)
     RUN/history.csv             one row per epoch (HISTORY)
+    RUN/latent_history.csv      KL per latent dimension, active units per epoch (LATENT_HISTORY)
     RUN/backup/                 epoch checkpoints while training (BACKUP)
     RUN/logs/                   TensorBoard (LOGS)
     RUN/metrics.json            written by ``kvae evaluate`` (METRICS)
@@ -46,6 +47,7 @@ from keras_vae.files import replace_atomically, write_json_atomically
 CONFIG = "config.json"
 MODEL = "model.keras"
 HISTORY = "history.csv"
+LATENT_HISTORY = "latent_history.csv"
 METRICS = "metrics.json"
 PER_EXAMPLE = "per_example.csv"
 BACKUP = "backup"

@@ -14,10 +14,12 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_vae import distribute, lifecycle, runs, schedules, warmup
-from keras_vae.callbacks import EpochCheckpoint, HistoryWriter, StopOnNonFiniteLoss
+from keras_vae.callbacks import (EpochCheckpoint, HistoryWriter, LatentMonitor,
+                                 StopOnNonFiniteLoss)
 # Importable from here as before: train.TrainConfig, train.RunError, train.partial_dir, ...
 from keras_vae.config import TrainConfig  # noqa: F401
 from keras_vae.config import check_architecture_accepts, resolve_hidden_units
@@ -163,14 +165,29 @@ def _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoin
         shuffle=False,  # the pipeline shuffles
         callbacks=[
             *warmup_callbacks(config),  # first: the others see the epoch's kl_weight
-            # History before the checkpoint: a kill between the two then repeats the epoch
-            # (its row is replaced on resume) instead of checkpointing an unrecorded epoch.
+            *([keras.callbacks.TensorBoard(str(working / runs.LOGS), write_graph=False,
+                                           profile_batch=0)] if config.tensorboard else []),
+            # Histories before the checkpoint: a kill between them then repeats the epoch
+            # (its rows are replaced on resume) instead of checkpointing an unrecorded epoch.
             HistoryWriter(working / runs.HISTORY, initial_epoch),
+            # After history.csv and Keras' TensorBoard: the active units it adds to the
+            # epoch's logs are for the epoch line (``others``), not for them.
+            latent_monitor(config, splits, working, initial_epoch),
             checkpoint,
-            keras.callbacks.TensorBoard(str(working / runs.LOGS), write_graph=False,
-                                        profile_batch=0),
             *others,
         ])
+
+
+def latent_monitor(config, splits, working, initial_epoch):
+    """The run's ``LatentMonitor``: KL per latent dimension and active units on the first
+    validation images (test images when there is no validation split) each epoch, into
+    latent_history.csv, the epoch's logs and, unless ``config.tensorboard`` is off, logs/."""
+    source = splits.validation if splits.num_validation else splits.test
+    # The whole split, read once: a partial read of its cached pipeline would be discarded.
+    images = np.concatenate([np.asarray(batch) for batch in source])
+    return LatentMonitor(images, log_dir=working / runs.LOGS if config.tensorboard else None,
+                         history_file=working / runs.LATENT_HISTORY,
+                         initial_epoch=initial_epoch)
 
 
 def _train(strategy, config, splits, working, run_dir, restore_from, verbose, callbacks):

@@ -181,8 +181,8 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
         "--epochs", "5", "--batch-size", "50", "--latent-dim", "8", "--hidden-units", "64",
         "--output", run)
     assert status == 0, err
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
-                                                      "model.keras"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv",
+                                                      "latent_history.csv", "logs", "model.keras"]
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["latent_dim"] == 8 and config["train"]["hidden_units"] == [64]
     assert {"tensorflow", "keras", "keras_vae", "tensorflow_probability"} <= set(
@@ -216,7 +216,7 @@ def test_cli_end_to_end_on_a_slice_of_mnist(mnist_slice, tmp_path, monkeypatch, 
         "sample": (["--num", "64", "--seed", "0"], _grid_size(8, 8)),
         "reconstruct": (["--num", "16"], _grid_size(2, 16)),
         "interpolate": (["--steps", "10", "--pairs", "4"], _grid_size(4, 10)),
-        "latent-plot": (["--num", "300"], (680, 600)),
+        "latent-plot": (["--num", "300"], (760, 680)),
     }
     for command, (options, size) in pictures.items():
         out_path = tmp_path / f"{command}.png"

@@ -85,8 +85,8 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(idx_folde
     train.fit(one_device, tmp_path / "one_device", verbose=0)
 
     # The chief's run is complete and matches the weights it trained.
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
-                                                      "model.keras"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv",
+                                                      "latent_history.csv", "logs", "model.keras"]
     assert [int(r["epoch"]) for r in csv_rows(run / "history.csv")] == [0, 1]
     record = json.loads((run / "config.json").read_text())
     assert record["data"]["num_replicas"] == 2 and record["train"]["strategy"] == "multi-worker"

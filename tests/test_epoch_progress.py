@@ -20,7 +20,8 @@ from keras_vae.callbacks.epoch_progress import (EpochProgress, end_progress_line
 from tests.helpers import write_idx_folder
 from tests.test_cli import _fit_arguments, run_kvae
 
-EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+): \d+\.\d s, (\w+ [-\d.e+]+)(, \w+ [-\d.e+]+)*$")
+EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+): \d+\.\d s, (\w+ [-\d.e+]+)(, \w+ [-\d.e+]+)*"
+                        r"(, active units \d+/\d+)?$")
 
 
 class _Terminal(io.StringIO):

@@ -84,6 +84,12 @@ class LinearGaussian:
         kl = tfd.kl_divergence(q.distribution, self.prior_distribution().distribution)
         return {"z": protocol.LayerDiagnostics(q.mean(), kl)}
 
+    def sampler_noise_spec(self):
+        return {"z_noise": kv.priors.NoiseInput((self.W.shape[1],), "normal")}
+
+    def latent_from_noise(self, noise):
+        return tf.convert_to_tensor(noise["z_noise"])
+
     def exact_log_likelihood(self, x):
         covariance = self.W @ self.W.T + self.sigma**2 * np.eye(len(self.b))
         exact = tfd.MultivariateNormalTriL(self.b.astype("float64"),

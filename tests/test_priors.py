@@ -1,6 +1,7 @@
 """The standard Normal prior: closed-form density, shapes, config."""
 
 import numpy as np
+import pytest
 
 import keras_vae as kv
 
@@ -26,3 +27,15 @@ def test_the_model_hands_out_its_prior_layer_distribution():
     z = np.array([[0.5, -2.0]], "float32")
     np.testing.assert_array_equal(model.prior_distribution().log_prob(z),
                                   prior.distribution().log_prob(z))
+
+
+def test_the_standard_prior_draws_z_from_its_noise_input_and_the_model_decodes_it():
+    model = kv.VAE(input_shape=(4, 4, 1), latent_dim=3, hidden_units=(8,))
+    spec = model.sampler_noise_spec()
+    assert spec == {"z_noise": kv.priors.NoiseInput((3,), "normal")}
+    noise = kv.priors.draw_noise(spec, 5, seed=1)
+    z = model.latent_from_noise(noise)
+    np.testing.assert_array_equal(z.numpy(), noise["z_noise"])
+    again = kv.priors.draw_noise(spec, 5, seed=1)
+    np.testing.assert_array_equal(again["z_noise"], noise["z_noise"])
+    assert np.std(kv.priors.draw_noise(spec, 20000, seed=2)["z_noise"]) == pytest.approx(1, abs=0.02)

@@ -66,6 +66,9 @@ PLAN = {
     # docs/evaluation.md
     "kvae evaluate runs/mnist-bernoulli-mlp --iw-samples 5000": shortened(
         "--iw-samples 5000", "--iw-samples 5"),
+    # docs/pictures.md
+    f"kvae fit {MNIST} --latent-dim 2 --epochs 5 --output runs/mnist-2d": shortened(
+        "--epochs 5", "--epochs 1"),
     # docs/scale-out.md
     "kvae fit --dataset mnist --strategy mirrored --batch-size 400 --precision mixed_float16":
         Plan(skip="needs several GPUs and the network"),

@@ -21,8 +21,8 @@ _config = tiny_train_config
 def test_fit_writes_a_complete_run_and_returns_test_metrics(idx_folder, tmp_path):
     run = tmp_path / "run"
     metrics = train.fit(_config(idx_folder), run, verbose=0)
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "logs",
-                                                      "model.keras"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv",
+                                                      "latent_history.csv", "logs", "model.keras"]
     assert [int(r["epoch"]) for r in _rows(run / "history.csv")] == [0, 1]
     assert {"loss", "elbo", "reconstruction", "kl", "val_elbo"} <= set(
         _rows(run / "history.csv")[0])

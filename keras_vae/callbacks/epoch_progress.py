@@ -5,11 +5,12 @@ on a terminal that is one line, but in a log file (``kvae fit ... > log``, CI, a
 every redraw stays, about 88 KB per MNIST epoch (880 KB for 10 epochs). ``EpochProgress``
 writes one line when an epoch ends instead::
 
-    Epoch 3/10: 41.2 s, loss 101.234, elbo -101.234, kl 24.5617, reconstruction 76.6723, ...
+    Epoch 3/10: 41.2 s, loss 101.234, elbo -101.234, kl 24.5617, ..., active units 17/50
 
 ``progress_for(stream)`` chooses: Keras' bar (``verbose=1``) on a terminal, this callback
 (with ``verbose=0``) anywhere else. Figures are the epoch's logs as Keras gives them (nats
-per example for the ELBO terms).
+per example for the ELBO terms), and the active units of a ``LatentMonitor`` out of the
+model's latent dimensions.
 """
 
 import sys
@@ -32,11 +33,20 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.monotonic() - self._started if self._started is not None else 0.0
-        figures = "".join(f", {name} {_number(value)}" for name, value in (logs or {}).items())
+        figures = "".join(f", {self._figure(name, value)}" for name, value in (logs or {}).items())
         stream = self._stream or sys.stdout
         stream.write(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}: {seconds:.1f} s"
                      f"{figures}\n")
         stream.flush()
+
+    def _figure(self, name, value):
+        """``name value``; active units (``LatentMonitor``) as "active units 17/50", out of
+        the model's latent dimensions."""
+        if name != "active_units":
+            return f"{name} {_number(value)}"
+        sizes = getattr(self.model, "latent_sizes", None) if self.model is not None else None
+        total = f"/{sum(sizes.values())}" if sizes else ""
+        return f"active units {_number(value)}{total}"
 
 
 def _number(value):

@@ -30,7 +30,9 @@ class HistoryWriter(keras.callbacks.Callback):
             self._write()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        # Counts (active units) stay whole numbers; Keras' figures become floats.
+        self.rows.append({"epoch": epoch, **{k: v if isinstance(v, int) else float(v)
+                                             for k, v in (logs or {}).items()}})
         self._write()
 
     def _write(self):

@@ -1,4 +1,7 @@
-"""Priors p(z) over the latent space, held by the model as Keras layers.
+"""The standard Normal prior p(z) = N(0, I) (Kingma & Welling 2014); the contract every prior
+follows is in ``priors/__init__.py``.
+
+Priors p(z) over the latent space, held by the model as Keras layers.
 
 A prior is a Keras layer with a ``latent_dim`` attribute and a ``distribution()`` method that
 returns a ``tfd.Distribution`` with event shape [latent_dim]. Being a layer lets a learnable
@@ -41,6 +44,16 @@ class StandardNormalPrior(keras.layers.Layer):
         """The prior as a float32 ``tfd.Distribution`` with event shape [latent_dim]."""
         zeros = tf.zeros([self.latent_dim], tf.float32)
         return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), 1)
+
+    def noise_spec(self):
+        """One standard Normal vector per draw: z is the noise itself."""
+        from keras_vae.priors import NoiseInput
+
+        return {"z_noise": NoiseInput((self.latent_dim,), "normal")}
+
+    def sample_from_noise(self, noise):
+        """z = ``noise["z_noise"]`` [n, latent_dim], as float32."""
+        return tf.cast(noise["z_noise"], tf.float32)
 
     def call(self, inputs=None):
         return self.distribution()
