@@ -1,41 +1,58 @@
-"""Training throughput of the 784-500-500-(2x50) / 50-500-500-784 MLP VAE, next to a float32
-matmul measured in the same run.
+"""Training throughput of the 784-500-500-(2x50) / 50-500-500-784 MLP VAE: keras-vae's
+defaults side by side with a hand-written Keras 3 VAE and PyTorch, and the matmul roofline.
 
-    python benchmarks/throughput.py [--batch-sizes 100,500] [--seconds 20] [--repeats 3]
-                                    [--data-dir ../shared/data/mnist] [--pipeline-steps 200]
+    python benchmarks/throughput.py [--quick] [--threads 1,2] [--batch-sizes 20,100,500]
+                                    [--rounds 5] [--seconds 6]
+    python benchmarks/throughput.py --overhead [--batch-sizes 20] [--rounds 5]
+    python benchmarks/throughput.py --pipeline --data-dir ../shared/data/mnist
 
-For each batch size and each setting of XLA (``compile(jit_compile=...)``) it trains on
-in-memory binary images and prints training examples/s, the achieved GFLOP/s and that as a
-fraction of the matmul roofline. FLOPs per training example are counted from the layer sizes:
-forward = 2 * sum(fan_in * fan_out) over the dense layers, and a training step costs about 3x
-the forward pass (forward, gradient with respect to activations, and to weights), which gives
-8.15 MFLOP per example for this model. Element-wise work (activations, sampling, log-probs)
-is not counted, so the fraction is a lower bound on how busy the machine is.
+Default mode, the comparison (issue 20). Four trainers of the same model (ReLU, Bernoulli
+likelihood, one reparameterised draw, analytic KL, Adam 1e-3) on random binary 28x28 images
+held in memory:
 
-With ``--data-dir`` (MNIST IDX files) it also compares, at batch 100 without XLA, the real
-input pipeline of ``kvae fit`` (``data.make_splits``: shuffling, dynamic binarisation,
-prefetch) with the same number of pre-binarised images held as in-memory tensors: equal
-rates mean the input never starves training.
+- ``keras-vae``: ``kv.VAE(...)`` and ``compile(optimizer=Adam(1e-3))``, as a user gets it;
+- ``kvae fit``: ``train.build_model`` with a default ``TrainConfig`` (what ``kvae fit`` trains);
+- ``Keras``: a hand-written Keras 3 VAE (``HandWrittenVAE``) compiled with Keras' defaults;
+- ``PyTorch``: the same model in PyTorch (CPU), a plain training loop. Imported only here;
+  when it is not installed the column is skipped with a message (``pip install torch``).
 
-Timings are medians over ``--repeats`` timed windows taken after a warm-up (tracing, XLA
-compilation): the machines here are shared and noisy, so compare figures from one run.
+Each trainer runs in a subprocess of its own per thread count (TensorFlow's intra- and
+inter-op threads, or ``torch.set_num_threads``, fixed before any op), so thread settings stick.
+The parent asks the workers in turn for one timed window each (round 1: every trainer at every
+batch size, then round 2, ...), so a change in the load of this shared machine hits all of
+them alike; the table gives the median of the rounds. A float32 2048^3 matmul is timed in the
+same rounds with the same threads: GFLOP/s of training is examples/s x 8.15 MFLOP (3x the
+forward matmuls: forward, gradient with respect to activations and to weights; element-wise
+work not counted, so the fraction is a lower bound).
+
+``--overhead``: what a keras-vae step does besides the matmuls. In one process (one thread),
+alternating, the default model against copies without one piece each: the data checks, the
+metric updates, the noise-seed variable (noise from a constant seed instead), and against one
+step per call and XLA.
+
+``--pipeline``: ``kvae fit``'s MNIST input pipeline against the same images as in-memory
+tensors (``compare_input_pipeline``).
+
+Timings are medians over alternating windows on a shared, noisy machine: compare figures
+from one run (ratios), not across runs.
 """
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from throughput_trainers import (HIDDEN, INPUT_DIM, LATENT_DIM,  # noqa: E402
+                                 KerasTrainer, TorchTrainer, hand_written_keras_model,
+                                 in_memory_batches, keras_vae_model, kvae_fit_model)
 
-import keras_vae as kv  # noqa: E402
-
-INPUT_DIM, HIDDEN, LATENT_DIM = 784, (500, 500), 50
+TRAINERS = ("keras-vae", "kvae fit", "Keras", "PyTorch")
 
 
 def training_flops_per_example():
@@ -49,6 +66,8 @@ def training_flops_per_example():
 
 def matmul_gflops(size=2048, seconds=5.0):
     """Float32 GFLOP/s of a size x size matmul: the practical roofline of this machine."""
+    import tensorflow as tf
+
     a = tf.random.normal([size, size])
     b = tf.random.normal([size, size])
     matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
@@ -60,64 +79,176 @@ def matmul_gflops(size=2048, seconds=5.0):
     return 2 * size**3 * count / (time.perf_counter() - start) / 1e9
 
 
-def in_memory_batches(images, batch_size):
-    """Images held as tensors, batched, cached and repeated: the input costs nothing."""
-    dataset = tf.data.Dataset.from_tensor_slices(images.astype("float32"))
-    return dataset.batch(batch_size, drop_remainder=True).cache().repeat().prefetch(2)
+def worker(trainer_name, threads):
+    """A subprocess: answers 'BATCH SECONDS' (examples/s of one window) or 'matmul SECONDS'
+    (GFLOP/s) on stdin/stdout, one JSON line each, with ``threads`` threads throughout."""
+    if trainer_name == "PyTorch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+    else:
+        from keras_vae import quiet
+
+        quiet.silence_tensorflow_start_up()
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    makers = {"keras-vae": keras_vae_model, "kvae fit": kvae_fit_model,
+              "Keras": hand_written_keras_model}
+    trainers = {}
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        what, seconds = line.split()
+        if what == "matmul":
+            print(json.dumps({"value": matmul_gflops(seconds=float(seconds))}), flush=True)
+            continue
+        batch_size = int(what)
+        if batch_size not in trainers:
+            trainers[batch_size] = (TorchTrainer(batch_size) if trainer_name == "PyTorch"
+                                    else KerasTrainer(makers[trainer_name], batch_size))
+        rate = trainers[batch_size].examples_per_second(float(seconds))
+        print(json.dumps({"value": rate}), flush=True)
 
 
-def training_examples_per_second(batch_size, jit_compile, seconds, repeats, dataset=None):
-    """Median examples/s of model.fit over ``repeats`` timed windows; the data are random
-    binary images in memory unless a (repeating) ``dataset`` of batches is given."""
-    keras.utils.set_random_seed(0)
-    model = kv.VAE(input_shape=(28, 28, 1), latent_dim=LATENT_DIM, hidden_units=HIDDEN)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
-    if dataset is None:
-        images = np.random.default_rng(0).random((10 * batch_size, 28, 28, 1)) > 0.5
-        dataset = in_memory_batches(images, batch_size)
+class Worker:
+    """The parent's handle on one worker subprocess."""
 
-    model.fit(dataset, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)  # trace, compile
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=10, verbose=0, shuffle=False)
-    step_seconds = (time.perf_counter() - start) / 10
-    steps = max(10, int(seconds / repeats / step_seconds))
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-        rates.append(steps * batch_size / (time.perf_counter() - start))
-    return statistics.median(rates)
+    def __init__(self, trainer_name, threads):
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", trainer_name, "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ask_line()
+
+    def ask_line(self, request=None):
+        if request is not None:
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a benchmark worker stopped (exit {self.process.wait()})")
+        return json.loads(line).get("value")
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", default="100,500")
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="timed seconds per configuration (split over the repeats)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pipeline-steps", type=int, default=200,
-                        help="steps per timed window of the input-pipeline comparison")
-    parser.add_argument("--data-dir", default=None,
-                        help="MNIST IDX folder: also compare the real pipeline with tensors")
-    args = parser.parse_args()
+def torch_available():
+    try:
+        import importlib.util
 
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def compare(thread_counts, batch_sizes, rounds, seconds):
+    """Prints the side-by-side table (see the module docstring)."""
+    trainers = list(TRAINERS)
+    if not torch_available():
+        print("PyTorch is not installed: its column is skipped (pip install torch).")
+        trainers.remove("PyTorch")
     flops = training_flops_per_example()
-    roofline = matmul_gflops()
+    from importlib.metadata import version  # the parent imports no framework
+
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    print(f"training cost: {flops / 1e6:.2f} MFLOP per example; "
-          f"float32 matmul 2048^3: {roofline:.1f} GFLOP/s")
-    print("| batch | XLA | examples/s | GFLOP/s | fraction of matmul |")
-    print("|---:|:---:|---:|---:|---:|")
-    for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        for jit_compile in (False, True):
-            rate = training_examples_per_second(batch_size, jit_compile, args.seconds,
-                                                args.repeats)
-            achieved = rate * flops / 1e9
-            print(f"| {batch_size} | {'on' if jit_compile else 'off'} | {rate:,.0f} | "
-                  f"{achieved:.1f} | {achieved / roofline:.2f} |", flush=True)
-    if args.data_dir:
-        compare_input_pipeline(args.data_dir, args.pipeline_steps, args.repeats)
+          f"TensorFlow {version('tensorflow')}, Keras {version('keras')}"
+          + (f", PyTorch {version('torch')}" if "PyTorch" in trainers else ""))
+    print(f"training cost: {flops / 1e6:.2f} MFLOP per example; {rounds} alternating rounds "
+          f"of ~{seconds:g} s windows; medians")
+    header = " | ".join(f"{name} ex/s" for name in trainers)
+    print(f"\n| threads | batch | {header} | keras-vae / PyTorch | kvae fit / PyTorch | "
+          f"keras-vae / Keras | keras-vae GFLOP/s | matmul GFLOP/s | fraction of matmul |")
+    print("|---:|---:|" + "---:|" * (len(trainers) + 6))
+    for threads in thread_counts:
+        workers = {name: Worker(name, threads) for name in trainers}
+        rates = {(name, b): [] for name in trainers for b in batch_sizes}
+        matmul = []
+        try:
+            for _ in range(rounds):
+                matmul.append(workers["keras-vae"].ask_line(f"matmul {min(seconds, 3.0)}"))
+                for batch_size in batch_sizes:
+                    for name, handle in workers.items():
+                        rates[name, batch_size].append(
+                            handle.ask_line(f"{batch_size} {seconds}"))
+        finally:
+            for handle in workers.values():
+                handle.close()
+        roofline = statistics.median(matmul)
+        for batch_size in batch_sizes:
+            median = {name: statistics.median(rates[name, batch_size]) for name in trainers}
+            torch_rate = median.get("PyTorch")
+            ratio = (lambda a: f"{a / torch_rate:.2f}") if torch_rate else (lambda a: "-")
+            achieved = median["keras-vae"] * flops / 1e9
+            cells = " | ".join(f"{median[name]:,.0f}" for name in trainers)
+            print(f"| {threads} | {batch_size} | {cells} | {ratio(median['keras-vae'])} | "
+                  f"{ratio(median['kvae fit'])} | "
+                  f"{median['keras-vae'] / median['Keras']:.2f} | {achieved:.1f} | "
+                  f"{roofline:.1f} | {achieved / roofline:.2f} |", flush=True)
+
+
+# ------------------------------------------------------------------ per-step overhead
+
+
+def overhead_variants():
+    """name -> a function that changes a fresh default kv.VAE in one way (or not at all)."""
+    import tensorflow as tf
+
+    def no_data_checks(model):
+        model.decoder.data_checks = lambda x: []
+
+    def no_metric_updates(model):
+        model._update_metrics = lambda terms: {"loss": tf.reduce_mean(terms.loss)}
+
+    def constant_noise_seed(model):
+        def noise(batch_size, num_draws=1):
+            return tf.random.stateless_normal(
+                [num_draws, batch_size, model._latent_size()], seed=[1, 2])
+        model._posterior_noise = noise
+
+    return {"default": {}, "no data checks": {"change": no_data_checks},
+            "no metric updates": {"change": no_metric_updates},
+            "noise from a constant seed": {"change": constant_noise_seed},
+            "1 step per call": {"compile": {"steps_per_execution": 1}},
+            "XLA": {"compile": {"jit_compile": True}}}
+
+
+def overhead(batch_sizes, rounds, seconds):
+    """Prints ms per step of the default model and of each variant, alternating."""
+    import keras
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras_vae as kv
+
+    def make(settings):
+        def model_of(batch_size):
+            model = kv.VAE(input_shape=(28, 28, 1), latent_dim=LATENT_DIM, hidden_units=HIDDEN)
+            settings.get("change", lambda m: None)(model)
+            model.compile(optimizer=keras.optimizers.Adam(1e-3), **settings.get("compile", {}))
+            return model
+        return model_of
+
+    print(f"one thread, {rounds} alternating rounds of ~{seconds:g} s windows; medians")
+    print("| batch | variant | ms per step | vs default |")
+    print("|---:|---|---:|---:|")
+    for batch_size in batch_sizes:
+        trainers = {name: KerasTrainer(make(settings), batch_size)
+                    for name, settings in overhead_variants().items()}
+        times = {name: [] for name in trainers}
+        for _ in range(rounds):
+            for name, trainer in trainers.items():
+                times[name].append(1000 * batch_size / trainer.examples_per_second(seconds))
+        default = statistics.median(times["default"])
+        for name, values in times.items():
+            print(f"| {batch_size} | {name} | {statistics.median(values):.2f} | "
+                  f"{statistics.median(values) / default:.2f} |", flush=True)
+
+
+# ------------------------------------------------------------------ the input pipeline
 
 
 def compare_input_pipeline(data_dir, steps, repeats, batch_size=100):
@@ -129,6 +260,10 @@ def compare_input_pipeline(data_dir, steps, repeats, batch_size=100):
     change in the load of this shared machine hits both alike; the figure is the ratio of
     their median rates.
     """
+    import keras
+    import numpy as np
+
+    import keras_vae as kv
     from keras_vae import data
 
     splits = data.make_splits("mnist", data_dir, batch_size=batch_size)
@@ -139,7 +274,7 @@ def compare_input_pipeline(data_dir, steps, repeats, batch_size=100):
     for name, dataset in sources.items():
         keras.utils.set_random_seed(0)
         model = kv.VAE(input_shape=(28, 28, 1), latent_dim=LATENT_DIM, hidden_units=HIDDEN)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=1)
         model.fit(dataset, epochs=1, steps_per_epoch=20, verbose=0, shuffle=False)  # trace
         models[name] = (model, dataset)
     rates = {name: [] for name in sources}
@@ -157,6 +292,38 @@ def compare_input_pipeline(data_dir, steps, repeats, batch_size=100):
               f"{', '.join(f'{v:.2f}' for v in values)} |")
     first, second = (statistics.median(v) for v in rates.values())
     print(f"ratio pipeline / in-memory: {first / second:.2f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run: one thread, batches 20 and 500, 3 rounds of 2 s")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--batch-sizes", default="20,100,500")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="seconds per timed window")
+    parser.add_argument("--overhead", action="store_true",
+                        help="time the pieces of a step besides the matmuls instead")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="compare kvae fit's input pipeline with tensors (--data-dir)")
+    parser.add_argument("--data-dir", default=None, help="MNIST IDX folder (--pipeline)")
+    parser.add_argument("--pipeline-steps", type=int, default=200)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, int(args.threads))
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.quick:
+        args.threads, args.rounds, args.seconds = "1", 3, 2.0
+        batch_sizes = [20, 500]
+    if args.pipeline:
+        if not args.data_dir:
+            parser.error("--pipeline needs --data-dir (the MNIST IDX folder)")
+        return compare_input_pipeline(args.data_dir, args.pipeline_steps, args.rounds)
+    if args.overhead:
+        return overhead(batch_sizes, args.rounds, args.seconds)
+    compare([int(t) for t in args.threads.split(",")], batch_sizes, args.rounds, args.seconds)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ DEFAULT_HIDDEN_UNITS = {"mlp": (200, 200), "conv": (32, 64)}
 # batch 100 -99.72 and -100.00; 200-200 reaches -103.8 (benchmarks/RESULTS.md).
 RECIPE_HIDDEN_UNITS = (500, 500)
 DEFAULT_LATENT_DIM = 50
+# Training steps per tf.function call of kv.VAE.compile and kvae fit when none is given. At
+# batch 20 Python and op dispatch between calls are most of a one-step call; 100 steps per
+# call amortise them at every batch size measured (benchmarks/RESULTS.md, issue 20).
+DEFAULT_STEPS_PER_EXECUTION = 100
 # Evaluation batches of ``kvae evaluate`` and of fit's closing summary: the same examples in
 # the same batches with the same seed give the same figures.
 EVALUATION_BATCH_SIZE = 100
@@ -226,7 +230,8 @@ class TrainConfig:
     validation_fraction: float = 1 / 12  # 5,000 of MNIST's 60,000 training images
     seed: int = 0
     jit_compile: bool = False
-    steps_per_execution: int = 1  # training steps per tf.function call (less Python per step)
+    # training steps per tf.function call (less Python per step); callbacks see every N-th
+    steps_per_execution: int = DEFAULT_STEPS_PER_EXECUTION
     strategy: str = "auto"  # STRATEGIES
     precision: str = "float32"  # PRECISIONS
     tensorboard: bool = True  # RUN/logs: losses, KL per latent dimension, images per epoch
@@ -244,10 +249,6 @@ class TrainConfig:
                      LEARNING_RATE_SCHEDULES)
         check_choice("strategy", self.strategy, STRATEGIES)
         check_choice("precision", self.precision, PRECISIONS)
-        if self.steps_per_execution > 1 and self.kl_warmup != "none" \
-                and self.kl_warmup_unit == "steps":
-            raise ConfigError("A KL warm-up by steps sets the weight before every step; use "
-                              "steps_per_execution=1 with it, or kl_warmup_unit='epochs'.")
         for name in ("epochs", "batch_size", "latent_dim", "steps_per_execution"):
             check_positive_int(name, getattr(self, name))
         check_objective(self.objective, self.iw_samples, self.free_bits, self.free_bits_groups,

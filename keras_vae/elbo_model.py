@@ -12,12 +12,16 @@ run continues the same stream (Kingma & Welling 2014 for the estimator).
 """
 
 import random
+import warnings
 
 import keras
 import tensorflow as tf
 
 from keras_vae import distribute
-from keras_vae.config import check_kl_weight
+from keras_vae.config import DEFAULT_STEPS_PER_EXECUTION, check_kl_weight
+
+# Keras' Model.compile takes steps_per_execution as its 7th positional argument.
+_STEPS_PER_EXECUTION_POSITION = 6
 
 
 class ELBOModel(keras.Model):
@@ -28,9 +32,12 @@ class ELBOModel(keras.Model):
     """
 
     def _add_training_state(self, kl_weight):
+        # "only_first_replica": a warm-up schedule assigns it inside the step, in every
+        # replica, to the same value (set_kl_weight_schedule).
         self._kl_weight = self.add_weight(
-            name="kl_weight", shape=(), trainable=False,
+            name="kl_weight", shape=(), trainable=False, aggregation="only_first_replica",
             initializer=keras.initializers.Constant(check_kl_weight(kl_weight)))
+        self._kl_weight_schedule = None
         # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
         # resumed run continues the same noise stream. "only_first_replica" lets every replica
         # of a MirroredStrategy step increment it once (see _posterior_noise).
@@ -52,10 +59,58 @@ class ELBOModel(keras.Model):
     def kl_weight(self, value):
         self._kl_weight.assign(check_kl_weight(value))
 
+    def set_kl_weight_schedule(self, schedule):
+        """Computes the KL weight inside every training step as ``schedule(t)``, t the
+        optimizer's step count before the step (an int64 tensor; a resumed run restores it),
+        or with ``None`` stops doing so. Unlike setting ``kl_weight`` from a callback, this
+        works with any ``steps_per_execution``: the callbacks run once per call, the schedule
+        once per step. ``warmup.KLWarmUp(unit="steps")`` uses it. The training function is
+        traced again when it already exists."""
+        self._kl_weight_schedule = schedule
+        if self.train_function is not None:
+            self.make_train_function(force=True)
+
     # ----------------------------------------------------------------- training
+
+    def compile(self, *args, **kwargs):
+        """Keras' ``compile``; ``steps_per_execution`` (steps per tf.function call) defaults
+        to ``DEFAULT_STEPS_PER_EXECUTION`` instead of 1 (1 with ``run_eagerly``).
+
+        Callbacks then see a batch every that many steps (their ``batch`` argument is the
+        last step of the call, their logs the epoch's running means); pass
+        ``steps_per_execution=1`` for a callback that must run between every two steps.
+
+        Under a tf.distribute strategy it is 1, with a warning when more were asked for:
+        Keras 3.15 on TF 2.21 fails there with several steps per call, for any model
+        ("You must feed a value for placeholder tensor 'while/cond/Placeholder'").
+        """
+        if len(args) > _STEPS_PER_EXECUTION_POSITION:  # given by position: Keras' own rules
+            return super().compile(*args, **kwargs)
+        steps = kwargs.get("steps_per_execution")
+        distributed = self._distribute_strategy is not None or tf.distribute.has_strategy()
+        if steps is None:
+            eager = (args[_STEPS_PER_EXECUTION_POSITION - 1]
+                     if len(args) == _STEPS_PER_EXECUTION_POSITION
+                     else kwargs.get("run_eagerly"))
+            steps = 1 if eager or distributed else DEFAULT_STEPS_PER_EXECUTION
+        if steps > 1 and distributed:
+            warnings.warn(f"steps_per_execution={steps} fails under a tf.distribute strategy "
+                          f"(Keras 3.15, TF 2.21); training runs 1 step per call.",
+                          stacklevel=2)
+            steps = 1
+        super().compile(*args, **{**kwargs, "steps_per_execution": steps})
+
+    def compile_from_config(self, config):
+        # Keras' own body: its version skips compile() on loading when a model overrides it.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         x = _features_of(data)
+        if self._kl_weight_schedule is not None:
+            self._kl_weight.assign(tf.cast(
+                self._kl_weight_schedule(self.optimizer.iterations), self._kl_weight.dtype))
         with tf.GradientTape() as tape:
             terms = self.elbo_terms(x, training=True)
             # Sum over this replica's examples divided by the *global* batch size: Keras sums

@@ -42,7 +42,7 @@ DECODER_ROWS_PER_CHUNK = 20_000  # decoder inputs per chunk of draws: ~100 MB fo
 
 
 def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_size=None,
-                   progress_file=None):
+                   progress_file=None, jit_compile=False):
     """Importance-weighted estimate of log p(x) per example [n], nats (float64).
 
     Args:
@@ -61,6 +61,7 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             and a later call with the same model, K and seed continues after the batches it
             holds (K = 5000 on 10,000 images takes most of an hour on two cores). The result
             is the same as that of an uninterrupted call; the caller deletes the file.
+        jit_compile: compile the estimate with XLA.
     """
     num_samples = _positive_int("num_samples", num_samples)
     if not callable(getattr(model, "log_importance_weights", None)):
@@ -78,7 +79,7 @@ def log_likelihood(model, data, num_samples=5000, seed=0, batch_size=100, chunk_
             1, DECODER_ROWS_PER_CHUNK // (int(x.shape[0]) * _outputs_per_value(model))))
         chunk = min(chunk, num_samples)
         if chunk not in estimates:
-            estimates[chunk] = _importance_weighted_batch(model, chunk)
+            estimates[chunk] = _importance_weighted_batch(model, chunk, jit_compile)
         values.append(estimates[chunk](
             x, tf.constant(num_samples, tf.int64),
             tf.constant([seed, index * num_samples], tf.int64)).numpy())
@@ -149,11 +150,11 @@ def _weights_digest(weights):
     return digest.hexdigest()
 
 
-def _importance_weighted_batch(model, chunk):
+def _importance_weighted_batch(model, chunk, jit_compile=False):
     """A tf.function (x, K, seed) -> L_K(x) [batch] that loops over chunks of ``chunk`` draws;
     draws past K in the last chunk get weight 0 (log weight -inf)."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def estimate(x, num_samples, seed):
         batch = tf.shape(x)[0]
 

@@ -7,9 +7,14 @@ Two schedules of the training time t (epochs or optimizer steps), for a target w
 
 T is the warm-up length (the cycle length for "cyclical"), R the fraction of each cycle spent
 rising. t counts completed epochs or steps, so the first epoch (or step) trains with weight 0.
-``KLWarmUp`` sets ``VAE.kl_weight`` before each epoch or step; it reads the epoch index or the
-optimizer's step count, both restored on resume, so a resumed run continues the schedule.
+``KLWarmUp`` sets ``VAE.kl_weight`` before each epoch; by steps it hands the model the schedule
+of t (``kl_weight_at_step``), which the model computes inside every training step from the
+optimizer's step count (``ELBOModel.set_kl_weight_schedule``), so it works with several steps
+per tf.function call. The epoch index and the step count are both restored on resume, so a
+resumed run continues the schedule.
 """
+
+import warnings
 
 import keras
 
@@ -37,6 +42,18 @@ def kl_weight_at(schedule, t, length, target=1.0, ratio=0.5):
     return target
 
 
+def kl_weight_at_step(schedule, step, length, target=1.0, ratio=0.5):
+    """``kl_weight_at`` of a step-count tensor, in graph ops (float64 arithmetic, so the
+    float32 result equals ``kl_weight_at``'s value rounded to float32)."""
+    t = keras.ops.cast(step, "float64")
+    if schedule == "linear":
+        return target * keras.ops.minimum(1.0, t / length) if length > 0 else \
+            keras.ops.cast(target, "float64")
+    if schedule == "cyclical":
+        return target * keras.ops.minimum(1.0, keras.ops.mod(t, length) / (ratio * length))
+    return keras.ops.cast(target, "float64")
+
+
 class KLWarmUp(keras.callbacks.Callback):
     """Sets the model's KL weight from a warm-up schedule before every epoch or step, and logs
     it as ``kl_weight`` at the end of each epoch.
@@ -54,17 +71,36 @@ class KLWarmUp(keras.callbacks.Callback):
         check_warmup(schedule, length, unit, ratio)
         self.schedule, self.length, self.unit = schedule, length, unit
         self.target, self.ratio = float(target), float(ratio)
+        self._in_graph = False
 
     def _set(self, t):
         self.model.kl_weight = kl_weight_at(self.schedule, t, self.length, self.target,
                                             self.ratio)
+
+    def weight_at_step(self, step):
+        """The schedule's weight at the optimizer step count ``step`` (a tensor)."""
+        return kl_weight_at_step(self.schedule, step, self.length, self.target, self.ratio)
+
+    def on_train_begin(self, logs=None):
+        self._in_graph = self.unit == "steps" and hasattr(self.model, "set_kl_weight_schedule")
+        if self._in_graph:
+            self.model.set_kl_weight_schedule(self.weight_at_step)
+        elif self.unit == "steps" and getattr(self.model, "steps_per_execution", 1) > 1:
+            warnings.warn(f"KLWarmUp by steps sets the weight once per call of "
+                          f"{self.model.steps_per_execution} steps on a model without "
+                          f"set_kl_weight_schedule; compile it with steps_per_execution=1 "
+                          f"for a new weight every step.", stacklevel=2)
+
+    def on_train_end(self, logs=None):
+        if self._in_graph:
+            self.model.set_kl_weight_schedule(None)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.unit == "epochs":
             self._set(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.unit == "steps":
+        if self.unit == "steps" and not self._in_graph:
             self._set(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
 
     def on_epoch_end(self, epoch, logs=None):
