@@ -203,6 +203,13 @@ def test_mirrored_training_equals_one_device():
     assert max_abs_difference(single.get_weights(), mirrored.get_weights()) < 1e-5
 
 
+def test_the_flow_prior_is_built_by_name():
+    assert kv.priors.FlowPrior is FlowPrior
+    model = kv.VAE((8, 8, 1), latent_dim=4, hidden_units=(16,), prior="flow")
+    assert isinstance(model.prior, FlowPrior) and model.prior.latent_dim == 4
+    assert kv.priors.build_prior("flow", 6).get_config()["num_layers"] == 4
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(latent_dim=1), "needs latent_dim >= 2 .* received latent_dim=1"),
     (dict(latent_dim=0), "latent_dim must be a positive integer; received 0"),

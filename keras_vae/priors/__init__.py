@@ -41,8 +41,8 @@ import numpy as np
 from keras_vae.config import PRIORS, check_prior
 from keras_vae.errors import ConfigError
 
-__all__ = ["MixtureOfGaussiansPrior", "NoiseInput", "StandardNormalPrior", "VampPrior",
-           "build_prior", "data_range_of", "draw_noise"]
+__all__ = ["FlowPrior", "MixtureOfGaussiansPrior", "NoiseInput", "StandardNormalPrior",
+           "VampPrior", "build_prior", "data_range_of", "draw_noise"]
 
 # name (``config.PRIORS``) -> the prior layer class, "module:ClassName", imported when built.
 PRIOR_CLASSES = {
@@ -120,6 +120,4 @@ def build_prior(name, latent_dim, num_components=None, input_shape=None,
 from keras_vae.priors.standard import StandardNormalPrior  # noqa: E402
 from keras_vae.priors.mixture import MixtureOfGaussiansPrior  # noqa: E402
 from keras_vae.priors.vamp import VampPrior, data_range_of  # noqa: E402
-
-if importlib.util.find_spec("keras_vae.priors.flow") is not None:
-    importlib.import_module("keras_vae.priors.flow")
+from keras_vae.priors.flow import FlowPrior  # noqa: E402
