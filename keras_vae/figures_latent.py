@@ -233,10 +233,11 @@ class LatentPicture:
 def latent_picture(model, images, labels=None, projection=None, layer=None, seed=0,
                    grid_size=15):
     """Scatter of the test images' posterior means under ``projection``, coloured by label,
-    and beside it, for a model with one 2-D latent layer, its decoded ``manifold``."""
+    and beside it, for an image model with one 2-D latent layer, its decoded ``manifold``."""
     summary = summarise_latents(model, images, layer, seed)
     projected = project(summary, projection, seed)
-    two_dimensional = summary.means.shape[1] == 2 and len(model.latent_sizes) == 1
+    two_dimensional = (summary.means.shape[1] == 2 and len(model.latent_sizes) == 1
+                       and len(model.image_shape) == 3)  # vectors (tables) have no picture
     grid = manifold(model, grid_size) if two_dimensional else None
     figure = plots.new_figure(1400 if grid is not None else 760, 680)
     axes = figure.add_axes([0.09, 0.09, 0.7, 0.8] if grid is None else

@@ -26,6 +26,7 @@ CHOICES = {
     ("fit", "precision"): config.PRECISIONS,
     ("fit", "prior"): config.PRIORS,
     ("fit", "preset"): tuple(presets.PRESETS),
+    ("latent-plot", "projection"): config.LATENT_PROJECTIONS,
     ("export", "export_format"): config.EXPORT_FORMATS,
     ("export", "quantize"): config.QUANTIZATIONS,
 }

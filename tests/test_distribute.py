@@ -281,7 +281,8 @@ def test_a_lost_worker_gives_one_line_that_says_how_to_resume(tmp_path):
 def test_mixed_bfloat16_trains_with_the_distribution_math_in_float32(idx_folder, tmp_path):
     config = tiny_train_config(idx_folder, epochs=1, precision="mixed_bfloat16")
     metrics = train.fit(config, tmp_path / "run", verbose=0)
-    assert all(np.isfinite(value) for value in metrics.values())
+    figures = [value for value in metrics.values() if isinstance(value, (int, float))]
+    assert figures and all(np.isfinite(value) for value in figures)
     assert keras.config.dtype_policy().name == "float32"  # fit restores the global policy
     model = keras.models.load_model(tmp_path / "run" / "model.keras")
     dense = [layer for layer in model.encoder.network.layers

@@ -88,7 +88,12 @@ def test_the_build_script_command_is_the_one_that_made_the_model():
     assert made.pop("data_dir") == "$data"  # where MNIST was, not how the model was made
     recorded = json.loads((SHIPPED / runs.CONFIG).read_text())["train"]
     assert recorded.pop("data_dir") is None  # a shipped run carries no machine path
-    assert made == recorded
+    assert set(recorded) <= set(made)  # nothing recorded is unknown to kvae fit today
+    # Options added since the model was made are absent from its config.json and load with
+    # their defaults, which must be what the build command gives.
+    loaded = TrainConfig.from_json(recorded).to_json()
+    assert loaded.pop("data_dir") is None
+    assert made == loaded
     assert recorded["epochs"] == 121 and recorded["learning_rate_schedule"] == "burda"
     # Every epoch of the protocol is in the history, once.
     rows = np.loadtxt(SHIPPED / runs.HISTORY, delimiter=",", skiprows=1)

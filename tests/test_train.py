@@ -95,7 +95,7 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_weights(idx_fol
     ("learning_rate", 0.0, "learning_rate must be a positive finite number"),
     ("adam_epsilon", float("inf"), "adam_epsilon must be a positive finite number; received inf"),
     ("adam_epsilon", float("nan"), "adam_epsilon must be a positive finite number; received nan"),
-    ("likelihood", "laplace", "Unknown likelihood 'laplace'"),
+    ("likelihood", "gamma", "Unknown likelihood 'gamma'"),
     ("learning_rate_schedule", "step", "Unknown learning_rate_schedule 'step'"),
     ("iw_samples", 0, "iw_samples must be a positive integer"),
     ("kl_warmup", "tanh", "Unknown kl_warmup 'tanh': expected one of"),

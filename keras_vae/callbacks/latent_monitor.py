@@ -114,11 +114,13 @@ class LatentMonitor(keras.callbacks.Callback):
         if logs is not None:
             logs["active_units"] = active
         if self._summaries is not None:
-            self._summaries.write(
-                epoch, kl_per_dimension, active,
-                samples=figures.sample_grid(self.model, self.num_samples, self.seed),
-                reconstructions=figures.reconstruction_grid(
-                    self.model, self.images[:self.num_reconstructions]))
+            pictures = {}
+            if len(self.model.image_shape) == 3:  # flat vectors (tabular data) have no picture
+                pictures = dict(
+                    samples=figures.sample_grid(self.model, self.num_samples, self.seed),
+                    reconstructions=figures.reconstruction_grid(
+                        self.model, self.images[:self.num_reconstructions]))
+            self._summaries.write(epoch, kl_per_dimension, active, **pictures)
         if self.history is not None:
             # An epoch trained again (a fit resumed without ``initial_epoch``, a new fit into
             # the same file) replaces the rows from it on.

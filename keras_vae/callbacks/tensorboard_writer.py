@@ -29,9 +29,10 @@ class LatentSummaries:
         self.directory = pathlib.Path(log_dir) / RUN_NAME
         self._writer = tf.summary.create_file_writer(str(self.directory))
 
-    def write(self, step, kl_per_dimension, active_units, samples, reconstructions):
+    def write(self, step, kl_per_dimension, active_units, samples=None, reconstructions=None):
         """Writes one epoch's figures at ``step``; ``samples`` and ``reconstructions`` are
-        PIL images (``figures.sample_grid``, ``figures.reconstruction_grid``)."""
+        PIL images (``figures.sample_grid``, ``figures.reconstruction_grid``), or None for
+        data that are not images (tabular vectors)."""
         kl_per_dimension = np.asarray(kl_per_dimension, np.float64)
         digits = len(str(len(kl_per_dimension) - 1))  # kl_per_dimension/07 sorts before /10
         with self._writer.as_default(step=int(step)):
@@ -44,10 +45,13 @@ class LatentSummaries:
                 tf.summary.scalar(f"kl_per_dimension/{index:0{digits}d}", kl)
             tf.summary.histogram("kl_across_dimensions", kl_per_dimension, description=(
                 "KL of each latent dimension, nats per example: near 0, a collapsed one."))
-            tf.summary.image("samples_from_prior", as_image_batch(samples), description=(
-                "Means of p(x|z) for z ~ p(z), the same draws every epoch."))
-            tf.summary.image("reconstructions", as_image_batch(reconstructions), description=(
-                "Fixed images (top) above the means of p(x|z) at z = E_q[z|x] (bottom)."))
+            if samples is not None:
+                tf.summary.image("samples_from_prior", as_image_batch(samples), description=(
+                    "Means of p(x|z) for z ~ p(z), the same draws every epoch."))
+            if reconstructions is not None:
+                tf.summary.image("reconstructions", as_image_batch(reconstructions),
+                                 description=("Fixed images (top) above the means of p(x|z) "
+                                              "at z = E_q[z|x] (bottom)."))
         self._writer.flush()
 
     def flush(self):
