@@ -79,8 +79,7 @@ class CategoricalDecoder(LevelsDecoder):
     def output_meanings(self):
         top = self.num_levels - 1
         return {
-            "mean": {"range": [0.0, 1.0], "meaning": f"expected level of each element / {top} "
-                                                     f"(show as intensities)"},
+            "mean": self.mean_meaning(),
             "probabilities": {"range": [0.0, 1.0], "meaning": f"probability of each level "
                                                               f"0..{top} (last axis)"},
         }

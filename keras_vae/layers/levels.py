@@ -46,6 +46,11 @@ class LevelsDecoder(ImageDecoder):
         scaled ones)."""
         return 1.0 / (self.num_levels - 1)
 
+    def mean_meaning(self, element="element"):
+        """metadata.json's entry for the exported "mean" of every levels head: E[x] / (L - 1)."""
+        return {"range": [0.0, 1.0], "meaning": f"expected level of each {element} / "
+                                                f"{self.num_levels - 1} (show as intensities)"}
+
     @property
     def likelihood_name(self):
         from keras_vae import likelihoods

@@ -158,8 +158,7 @@ class LogisticDecoder(LevelsDecoder):
     def output_meanings(self):
         top = self.num_levels - 1
         return {
-            "mean": {"range": [0.0, 1.0], "meaning": f"expected level of each pixel / {top} "
-                                                     f"(show as intensities)"},
+            "mean": self.mean_meaning("pixel"),
             "loc": {"range": None, "meaning": f"location of the discretised logistic, on the "
                                               f"intensity scale (level k at k / {top})"},
             "scale": {"range": [0.0, None], "meaning": "scale of the discretised logistic, on "

@@ -110,8 +110,7 @@ class LogisticMixtureDecoder(LevelsDecoder):
     def output_meanings(self):
         top = self.num_levels - 1
         return {
-            "mean": {"range": [0.0, 1.0], "meaning": f"expected level of each element / {top} "
-                                                     f"(show as intensities)"},
+            "mean": self.mean_meaning(),
             "weights": {"range": [0.0, 1.0], "meaning": "mixture weights of the K components "
                                                         "of each element (last axis)"},
             "loc": {"range": None, "meaning": f"locations of the K discretised logistics, on "
