@@ -17,7 +17,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from keras_vae import distribute
+from keras_vae import distribute, objectives
 from keras_vae.config import DEFAULT_STEPS_PER_EXECUTION, check_kl_weight
 
 # Keras' Model.compile takes steps_per_execution as its 7th positional argument.
@@ -40,7 +40,7 @@ class ELBOModel(keras.Model):
         self._kl_weight_schedule = None
         # [base seed, step] of the reparameterisation noise. Saved with the weights, so a
         # resumed run continues the same noise stream. "only_first_replica" lets every replica
-        # of a MirroredStrategy step increment it once (see _posterior_noise).
+        # of a MirroredStrategy step increment it once (see _layer_noise).
         self._noise_seed = self.add_weight(
             name="noise_seed", shape=(2,), dtype="int64", trainable=False,
             aggregation="only_first_replica",
@@ -49,6 +49,10 @@ class ELBOModel(keras.Model):
         self.elbo_tracker = keras.metrics.Mean(name="elbo")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        # A hierarchy also logs each layer's share of the KL, "kl_z1", "kl_z2", ...
+        self.layer_kl_trackers = ({name: keras.metrics.Mean(name=f"kl_{name}")
+                                   for name in self.latent_sizes}
+                                  if len(self.latent_sizes) > 1 else {})
 
     @property
     def kl_weight(self):
@@ -143,13 +147,15 @@ class ELBOModel(keras.Model):
         # Listing the trackers here makes Keras reset them every epoch and read the logged
         # values from them (epoch means over every replica), not from the last step.
         return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker,
-                self.kl_tracker]
+                self.kl_tracker, *self.layer_kl_trackers.values()]
 
     def _update_metrics(self, terms):
         self.loss_tracker.update_state(terms.loss)
         self.elbo_tracker.update_state(terms.elbo)
         self.reconstruction_tracker.update_state(terms.reconstruction)
         self.kl_tracker.update_state(terms.kl)
+        for name, tracker in self.layer_kl_trackers.items():
+            tracker.update_state(terms.layer_kl[name])
         results = {metric.name: metric.result() for metric in self.metrics}
         if distribute.is_multi_worker(tf.distribute.get_strategy()):
             # Keras reduces these across workers with reduce(MEAN, axis=0), which fails on
@@ -161,43 +167,43 @@ class ELBOModel(keras.Model):
     # ----------------------------------------------------------------- noise
 
     def _noise(self, batch_size, num_draws, seed=None):
-        """eps ~ N(0, I) [num_draws, batch_size, total latent size]: from the stateless
-        ``seed`` when given (evaluation: reproducible, the stream untouched), else from the
-        model's stream (``_posterior_noise``). On one device both draw
-        stateless_normal([num_draws, batch_size, size], seed), so seed [a, b] gives the noise
-        the stream gives at state [a, b]."""
-        if seed is None:
-            return self._posterior_noise(batch_size, num_draws)
-        return tf.random.stateless_normal(
-            [num_draws, batch_size, self._latent_size()],
-            seed=tf.cast(tf.convert_to_tensor(seed), tf.int32), dtype=tf.float32)
+        """eps ~ N(0, I) [num_draws, batch_size, total latent size]: the layers' noise
+        (``_layer_noise``) side by side in ``latent_sizes`` order."""
+        noise = list(self._layer_noise(batch_size, num_draws, seed).values())
+        return noise[0] if len(noise) == 1 else tf.concat(noise, axis=-1)
 
-    def _posterior_noise(self, batch_size, num_draws=1):
-        """eps ~ N(0, I) [num_draws, batch_size, total latent size] for this replica's share
-        of the global batch.
+    def _layer_noise(self, batch_size, num_draws, seed=None):
+        """{layer name: eps ~ N(0, I) [num_draws, batch_size, size]}, in ``latent_sizes`` order.
 
-        Every replica draws the noise of the whole global batch from the same stateless seed
-        and keeps its own rows, so example i of a global batch gets the same noise however many
-        replicas share the batch: N replicas train exactly like one device (and unlike
-        keras.random with a SeedGenerator, replicas do not reuse each other's noise, DESIGN.md
-        trap 11). Uneven final batches may share a few rows between replicas; each example
-        still gets a standard Normal draw.
+        From the stateless ``seed`` when given (evaluation: reproducible, the stream
+        untouched), else from the model's stream: the seed state [a, b], which every call
+        advances by one step. Layer l draws stateless_normal([num_draws, rows, size]) at
+        ``objectives.layer_seed(seed, l)``, so layer 0 draws what a one-layer model of that
+        size draws, and seed [a, b] gives the noise the stream gives at state [a, b].
+
+        From the stream every replica draws the noise of the whole global batch (rows =
+        replicas * batch_size) and keeps its own rows, so example i of a global batch gets the
+        same noise however many replicas share the batch: N replicas train exactly like one
+        device (and unlike keras.random with a SeedGenerator, replicas do not reuse each
+        other's noise, DESIGN.md trap 11). Uneven final batches may share a few rows between
+        replicas; each example still gets a standard Normal draw.
         """
-        context = tf.distribute.get_replica_context()
-        replica, num_replicas = 0, 1
-        if context is not None:
-            replica, num_replicas = context.replica_id_in_sync_group, context.num_replicas_in_sync
-        seed = tf.cast(self._noise_seed, tf.int32)
-        self._noise_seed.assign_add(tf.constant([0, 1], tf.int64))
-        noise = tf.random.stateless_normal(
-            [num_draws, num_replicas * batch_size, self._latent_size()], seed=seed,
-            dtype=tf.float32)
-        start = tf.cast(replica, tf.int32) * batch_size
-        return noise[:, start:start + batch_size]
-
-    def _latent_size(self):
-        """Latent variables per example over every layer: the width of the noise."""
-        return sum(self.latent_sizes.values())
+        start, rows, shared = 0, batch_size, False
+        if seed is None:
+            context = tf.distribute.get_replica_context()
+            if context is not None:
+                start = tf.cast(context.replica_id_in_sync_group, tf.int32) * batch_size
+                rows = context.num_replicas_in_sync * batch_size
+                shared = True
+            seed = tf.identity(self._noise_seed)
+            self._noise_seed.assign_add(tf.constant([0, 1], tf.int64))
+        noise = {}
+        for layer, (name, size) in enumerate(self.latent_sizes.items()):
+            draws = tf.random.stateless_normal(
+                [num_draws, rows, size], dtype=tf.float32,
+                seed=tf.cast(objectives.layer_seed(seed, layer), tf.int32))
+            noise[name] = draws[:, start:start + batch_size] if shared else draws
+        return noise
 
 
 def _features_of(data):

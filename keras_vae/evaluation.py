@@ -183,7 +183,8 @@ def posterior_statistics(model, data, seed=0, batch_size=100):
     ``kl_per_dimension`` (mean over examples, nats) and ``posterior_mean_variance``,
     Var_x(E_q[z_i]) (the activity of unit i), over every latent dimension of every layer in
     ``latent_sizes`` order; and ``layers``: {layer name: {"kl_per_dimension": ...,
-    "posterior_mean_variance": ...}} with the same figures per layer.
+    "posterior_mean_variance": ...}} with the same figures per layer (and, for a model with
+    several layers, "kl": the layer's share of the rate, the mean of ``ELBOTerms.layer_kl``).
     """
     diagnostics_seed = tf.constant([seed, 1], tf.int64)
 
@@ -192,12 +193,15 @@ def posterior_statistics(model, data, seed=0, batch_size=100):
         return (model.elbo_terms(x, seed=terms_seed),
                 model.latent_diagnostics(x, seed=diagnostics_seed))
 
-    terms_parts = {name: [] for name in objectives.ELBOTerms._fields}
-    layer_parts = {}
+    fields = [name for name in objectives.ELBOTerms._fields if name != "layer_kl"]
+    terms_parts = {name: [] for name in fields}
+    layer_parts, layer_kl_parts = {}, {}
     for index, x in enumerate(_batches(data, batch_size)):
         terms, layers = batch_figures(x, tf.constant([seed, index], tf.int64))
-        for name in objectives.ELBOTerms._fields:
+        for name in fields:
             terms_parts[name].append(getattr(terms, name).numpy())
+        for name, value in (terms.layer_kl or {}).items():
+            layer_kl_parts.setdefault(name, []).append(value.numpy())
         for name, layer in layers.items():
             layer_parts.setdefault(name, []).append(
                 [layer.posterior_mean.numpy(), layer.kl_per_dimension.numpy()])
@@ -208,6 +212,8 @@ def posterior_statistics(model, data, seed=0, batch_size=100):
         means, kl_dims = (np.concatenate(column).astype(np.float64) for column in zip(*parts))
         result["layers"][name] = {"kl_per_dimension": kl_dims.mean(0),
                                   "posterior_mean_variance": means.var(0)}
+        if name in layer_kl_parts:  # a hierarchy's share of the rate, nats per example
+            result["layers"][name]["kl"] = float(np.concatenate(layer_kl_parts[name]).mean())
     for figure in ("kl_per_dimension", "posterior_mean_variance"):
         result[figure] = np.concatenate([layer[figure] for layer in result["layers"].values()])
     return result

@@ -31,13 +31,15 @@ from keras_vae.config import check_groups
 
 tfd = tfp.distributions
 
-ELBOTerms = collections.namedtuple("ELBOTerms", ["loss", "elbo", "reconstruction", "kl"])
+ELBOTerms = collections.namedtuple("ELBOTerms", ["loss", "elbo", "reconstruction", "kl",
+                                                 "layer_kl"], defaults=(None,))
 ELBOTerms.__doc__ = """Per-example terms of the objective, each a float32 tensor [batch], nats.
 
 loss: reconstruction + kl_weight * kl, what training minimises.
 elbo: -(reconstruction + kl), the lower bound on log p(x) (always with weight 1).
 reconstruction: -log p(x|z), the distortion.
 kl: KL(q(z|x) || p(z)), the rate (analytic, or a Monte Carlo estimate at z).
+layer_kl: for a model with several latent layers, {layer name: its share of kl}; else None.
 """
 
 
@@ -70,7 +72,7 @@ def reparameterized_sample(posterior, noise):
 
     Taking the standard Normal ``noise`` from outside, rather than calling
     ``posterior.sample()``, lets the model give every example of a global batch its own
-    noise however the batch is split across replicas (see ``ELBOModel._posterior_noise``).
+    noise however the batch is split across replicas (see ``ELBOModel._layer_noise``).
     Gradients flow to loc and scale (the reparameterisation trick).
     """
     normal = posterior.distribution if isinstance(posterior, tfd.Independent) else posterior
@@ -88,6 +90,24 @@ def stateless_seed(seed):
     if seed.shape.rank == 0:
         seed = tf.stack([seed, tf.zeros_like(seed)])
     return tf.cast(seed, tf.int64)
+
+
+def layer_seed(seed, layer):
+    """The stateless seed of latent layer ``layer`` (0 next to the data) of a draw at ``seed``.
+
+    Layer 0 takes ``seed`` itself, so the first layer of a hierarchy draws exactly the noise
+    of a one-layer model at the same seed; layer l > 0 replaces the first component a of
+    [a, b] by a hash of (a, l) and keeps b, so that draw k of every layer still comes from
+    [., b + k] alone and K draws taken in chunks equal K draws at once (``protocol``).
+    """
+    seed = stateless_seed(seed)
+    if layer == 0:
+        return seed
+    # Within the int32 range, so that code casting seeds to int32 draws the same noise.
+    first = tf.random.stateless_uniform(
+        [], seed=tf.stack([seed[0], tf.constant(layer, tf.int64)]), minval=-2**31,
+        maxval=2**31 - 1, dtype=tf.int64)
+    return tf.stack([first, seed[1]])
 
 
 def standard_normal_draws(seed, num_draws, shape):

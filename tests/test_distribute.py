@@ -216,7 +216,7 @@ def test_mirrored_fit_matches_one_device_and_resumes_under_another_strategy(idx_
                                                                            tmp_path):
     # 60 training images in global batches of 10, 5 per replica, no validation split (the
     # uneven first batch of a small validation set has its own test in test_model.py). In an
-    # uneven final batch replicas may share a few noise rows (model.VAE._posterior_noise), so
+    # uneven final batch replicas may share a few noise rows (ELBOModel._layer_noise), so
     # exact parity is a property of even batches.
     split = dict(epochs=2, validation_fraction=0)
     config = tiny_train_config(idx_folder, strategy="default", **split)

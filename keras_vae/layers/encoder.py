@@ -53,14 +53,21 @@ class GaussianEncoder(DistributionLayer):
                                        dtype=self.dtype_policy)
         self.head.build((None, networks.num_elements(feature_shape[1:])))
 
-    def posterior_parameters(self, x, training=None):
-        """(loc, raw_scale) of q(z|x) as float32 tensors [batch, latent_dim]."""
+    def features(self, x, training=None):
+        """The body's output for x, flattened: [batch, num_features] (what the head reads; a
+        ladder VAE also passes it up to the next layer)."""
         if self.input_scale != 1.0:
             x = x * keras.ops.cast(self.input_scale, x.dtype)
         features = self.network(x, training=training)
-        features = keras.ops.reshape(features, (keras.ops.shape(features)[0], -1))
-        parameters = tf.cast(self.head(features), tf.float32)
-        return tf.split(parameters, 2, axis=-1)
+        return keras.ops.reshape(features, (keras.ops.shape(features)[0], -1))
+
+    def parameters_from_features(self, features):
+        """(loc, raw_scale) float32 [batch, latent_dim] from the body's ``features``."""
+        return tf.split(tf.cast(self.head(features), tf.float32), 2, axis=-1)
+
+    def posterior_parameters(self, x, training=None):
+        """(loc, raw_scale) of q(z|x) as float32 tensors [batch, latent_dim]."""
+        return self.parameters_from_features(self.features(x, training=training))
 
     def call(self, x, training=None):
         loc, raw_scale = self.posterior_parameters(x, training=training)
