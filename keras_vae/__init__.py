@@ -24,11 +24,13 @@ __version__ = "0.1.0"
 # public name -> the module that defines it ("" for a module of the package itself)
 _PUBLIC = {
     "VAE": "keras_vae.model",
+    "HierarchicalVAE": "keras_vae.hierarchy",
     "GaussianEncoder": "keras_vae.layers",
     "BernoulliDecoder": "keras_vae.layers",
     "NormalDecoder": "keras_vae.layers",
     "StandardNormalPrior": "keras_vae.priors",
     "evaluation": "",
+    "hierarchy": "",
     "likelihoods": "",
     "networks": "",
     "objectives": "",
