@@ -29,6 +29,14 @@ def _parse_hidden_units(context, parameter, value):
     return units
 
 
+def _parse_optional_units(context, parameter, value):
+    """--latent-hidden-units 100,100 -> (100, 100); "none" -> () (the layers meet in their
+    heads)."""
+    if value is not None and value.strip().lower() == "none":
+        return ()
+    return _parse_hidden_units(context, parameter, value)
+
+
 def _units(hidden_units):
     return ",".join(map(str, hidden_units))
 
@@ -79,7 +87,22 @@ _OPTIONS = [
                        "draw each epoch) or static (one seeded draw); none keeps grey levels "
                        "for the others [default: dynamic for bernoulli, none otherwise]."),
     _train_option("architecture", type=click.Choice(options.ARCHITECTURES)),
-    _train_option("latent_dim", type=click.IntRange(min=1)),
+    _train_option("model", type=click.Choice(options.MODELS),
+                  help="vae: one layer of latents; hvae: a hierarchy inferred bottom-up, "
+                       "q(z1|x) q(z2|z1) (Burda et al. 2016); ladder: a hierarchy inferred "
+                       "top-down, each layer's posterior merged with its prior (Ladder VAE, "
+                       "Sønderby et al. 2016)."),
+    _train_option("latent_dim", type=click.IntRange(min=1),
+                  help="Latent variables of --model vae."),
+    _train_option("latent_dims", callback=_parse_hidden_units,
+                  help=f"Sizes of the latent layers of --model hvae/ladder from the data up "
+                       f"[default: {_units(options.DEFAULT_LATENT_DIMS)}]."),
+    _train_option("latent_hidden_units", callback=_parse_optional_units,
+                  help="Sizes of each MLP between two latent layers of a hierarchy, or none "
+                       "[default: " + _units(options.DEFAULT_LATENT_HIDDEN_UNITS) + "]."),
+    _train_option("merge", type=click.Choice(options.MERGES),
+                  help="How --model ladder merges a layer's bottom-up evidence with its "
+                       "prior: precision (Sønderby et al. 2016) or residual (NVAE)."),
     _train_option("hidden_units", callback=_parse_hidden_units,
                   help=f"Comma-separated layer sizes (mlp) or filter counts (conv) [default: "
                        f"{_units(options.RECIPE_HIDDEN_UNITS)} for mlp, "

@@ -33,6 +33,15 @@ QUANTIZATIONS = ("none", "float16", "dynamic-int8", "int8")  # export
 EXPORT_FORMATS = ("saved_model", "tflite")
 LATENT_PROJECTIONS = ("active", "pca", "tsne", "umap")  # figures_latent.py
 PRIORS = ("standard", "mog", "vamp", "flow")  # priors/ (build_prior)
+# kvae fit --model: the one-layer VAE (model.py), the bottom-up hierarchy of Burda et al. 2016
+# and the top-down (ladder) hierarchy of Sønderby et al. 2016 (hierarchy/).
+MODELS = ("vae", "hvae", "ladder")
+HIERARCHY_INFERENCE = {"hvae": "bottom_up", "ladder": "top_down"}
+MERGES = ("precision", "residual")  # how a ladder merges evidence and prior (hierarchy/steps.py)
+# Latent layers of a hierarchy when none are given: z1 of 100 and z2 of 50, each MLP between
+# two layers 100-100 (the two-stochastic-layer model of Burda et al. 2016).
+DEFAULT_LATENT_DIMS = (100, 50)
+DEFAULT_LATENT_HIDDEN_UNITS = (100, 100)
 # K of the priors made of components when --prior-components is not given: 10 Gaussians for
 # the mixture; 500 pseudo-inputs for the VampPrior (Tomczak & Welling 2018's MNIST setting).
 DEFAULT_PRIOR_COMPONENTS = {"mog": 10, "vamp": 500}
@@ -197,6 +206,39 @@ def check_warmup(schedule, length, unit, ratio):
         check_fraction("kl_warmup_ratio", ratio, low_open=True)
 
 
+def check_hierarchy(model, latent_dims, latent_hidden_units, merge, prior):
+    """(latent_dims, latent_hidden_units) as tuples of positive ints for a hierarchy
+    (``model`` "hvae" or "ladder"; None: ``DEFAULT_LATENT_DIMS`` and
+    ``DEFAULT_LATENT_HIDDEN_UNITS``), or (None, ...)
+    for the one-layer "vae"; ConfigError for options the model does not take."""
+    units = tuple(DEFAULT_LATENT_HIDDEN_UNITS if latent_hidden_units is None
+                  else latent_hidden_units)
+    if any(isinstance(u, bool) or not isinstance(u, int) or u <= 0 for u in units):
+        raise ConfigError(f"latent_hidden_units must be positive integers, e.g. 100,100 (or "
+                          f"none); received {latent_hidden_units!r}.")
+    if model == "vae":
+        if latent_dims is not None:
+            raise ConfigError("--latent-dims sets the layers of a hierarchy; with --model vae "
+                              "use --latent-dim, or choose --model hvae or ladder.")
+        if merge != "precision":
+            raise ConfigError("--merge applies to --model ladder only.")
+        return None, units
+    if latent_dims is None:
+        latent_dims = DEFAULT_LATENT_DIMS
+    if isinstance(latent_dims, int):
+        latent_dims = (latent_dims,)
+    dims = tuple(latent_dims)
+    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d <= 0 for d in dims):
+        raise ConfigError(f"latent_dims must be positive integers, one per layer from the "
+                          f"data up, e.g. 100,50; received {latent_dims!r}.")
+    if model == "hvae" and merge != "precision":
+        raise ConfigError("--merge applies to --model ladder only (hvae infers bottom-up).")
+    if model == "hvae" and prior == "vamp" and len(dims) > 1:
+        raise ConfigError("The VampPrior encodes its pseudo-inputs with q(zL|x), which "
+                          "bottom-up inference does not have; use --model ladder.")
+    return dims, units
+
+
 # ------------------------------------------------------------------ a training run
 
 
@@ -237,8 +279,21 @@ class TrainConfig:
     tensorboard: bool = True  # RUN/logs: losses, KL per latent dimension, images per epoch
     prior: str = "standard"  # PRIORS
     prior_components: int | None = None  # None: DEFAULT_PRIOR_COMPONENTS[prior]
+    model: str = "vae"  # MODELS
+    # sizes of z1 (next to the data) .. zL of a hierarchy; None: DEFAULT_LATENT_DIMS. A
+    # hierarchy's latent_dim is set to the size of z1, the layer the decoder reads.
+    latent_dims: tuple | None = None
+    # each MLP between two latent layers; None: DEFAULT_LATENT_HIDDEN_UNITS; () none
+    latent_hidden_units: tuple | None = None
+    merge: str = "precision"  # MERGES, for --model ladder
 
     def __post_init__(self):
+        check_choice("model", self.model, MODELS)
+        check_choice("merge", self.merge, MERGES)
+        self.latent_dims, self.latent_hidden_units = check_hierarchy(
+            self.model, self.latent_dims, self.latent_hidden_units, self.merge, self.prior)
+        if self.latent_dims is not None:
+            self.latent_dim = self.latent_dims[0]
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         self.binarize = resolve_binarize(self.binarize, self.likelihood)
         check_choice("architecture", self.architecture, ARCHITECTURES)
@@ -251,8 +306,9 @@ class TrainConfig:
         check_choice("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size", "latent_dim", "steps_per_execution"):
             check_positive_int(name, getattr(self, name))
-        check_objective(self.objective, self.iw_samples, self.free_bits, self.free_bits_groups,
-                        self.latent_dim)
+        for size in self.latent_dims or (self.latent_dim,):
+            check_objective(self.objective, self.iw_samples, self.free_bits,
+                            self.free_bits_groups, size)
         check_warmup(self.kl_warmup, self.kl_warmup_length, self.kl_warmup_unit,
                      self.kl_warmup_ratio)
         check_prior(self.prior, self.prior_components)
@@ -264,7 +320,9 @@ class TrainConfig:
         check_fraction("validation_fraction", self.validation_fraction, high_open=True)
 
     def to_json(self):
-        return {**dataclasses.asdict(self), "hidden_units": list(self.hidden_units)}
+        return {**dataclasses.asdict(self), "hidden_units": list(self.hidden_units),
+                "latent_dims": None if self.latent_dims is None else list(self.latent_dims),
+                "latent_hidden_units": list(self.latent_hidden_units)}
 
     @classmethod
     def from_json(cls, values):

@@ -21,7 +21,7 @@ from keras_vae import distribute, lifecycle, likelihoods, priors, runs, schedule
 from keras_vae.callbacks import (EpochCheckpoint, HistoryWriter, LatentMonitor,
                                  StopOnNonFiniteLoss)
 # Importable from here as before: train.TrainConfig, train.RunError, train.partial_dir, ...
-from keras_vae.config import TrainConfig  # noqa: F401
+from keras_vae.config import HIERARCHY_INFERENCE, TrainConfig  # noqa: F401
 from keras_vae.config import check_architecture_accepts, resolve_hidden_units
 from keras_vae.errors import RunError, TrainingDiverged, WorkerLost  # noqa: F401
 from keras_vae.files import replace_directory, write_json_atomically
@@ -71,18 +71,28 @@ def warmup_callbacks(config):
 
 
 def build_model(config, image_shape, steps_per_epoch=1):
-    """The VAE a config describes, compiled with Adam (see ``learning_rate``). Its prior is
+    """The model a config describes (``config.model``: ``VAE`` or ``HierarchicalVAE``),
+    compiled with Adam (see ``learning_rate``). Its prior is
     ``config.prior`` with ``config.prior_components`` (``priors.build_prior``), over data of
     ``image_shape`` in the range the likelihood says (``priors.data_range_of``)."""
+    top = config.latent_dims[-1] if config.latent_dims else config.latent_dim
     prior = priors.build_prior(
-        config.prior, config.latent_dim, config.prior_components, input_shape=image_shape,
+        config.prior, top, config.prior_components, input_shape=image_shape,
         data_range=priors.data_range_of(likelihoods.head_class(config.likelihood)))
-    model = VAE(input_shape=image_shape, latent_dim=config.latent_dim, prior=prior,
-                likelihood=config.likelihood, architecture=config.architecture,
-                hidden_units=config.hidden_units, activation=config.activation,
-                kl_weight=config.kl_weight, objective=config.objective,
-                iw_samples=config.iw_samples, free_bits=config.free_bits,
-                free_bits_groups=config.free_bits_groups)
+    common = dict(input_shape=image_shape, prior=prior, likelihood=config.likelihood,
+                  architecture=config.architecture, hidden_units=config.hidden_units,
+                  activation=config.activation, kl_weight=config.kl_weight,
+                  objective=config.objective, iw_samples=config.iw_samples,
+                  free_bits=config.free_bits, free_bits_groups=config.free_bits_groups)
+    if config.model == "vae":
+        model = VAE(latent_dim=config.latent_dim, **common)
+    else:
+        from keras_vae.hierarchy import HierarchicalVAE
+
+        model = HierarchicalVAE(latent_dims=config.latent_dims,
+                                latent_hidden_units=config.latent_hidden_units,
+                                inference=HIERARCHY_INFERENCE[config.model],
+                                merge=config.merge, **common)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
                                                   epsilon=config.adam_epsilon),
                   jit_compile=config.jit_compile,

@@ -25,6 +25,8 @@ CHOICES = {
     ("fit", "strategy"): config.STRATEGIES,
     ("fit", "precision"): config.PRECISIONS,
     ("fit", "prior"): config.PRIORS,
+    ("fit", "model"): config.MODELS,
+    ("fit", "merge"): config.MERGES,
     ("fit", "preset"): tuple(presets.PRESETS),
     ("latent-plot", "projection"): config.LATENT_PROJECTIONS,
     ("export", "export_format"): config.EXPORT_FORMATS,

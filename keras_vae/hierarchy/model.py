@@ -28,7 +28,7 @@ import tensorflow_probability as tfp
 
 from keras_vae import networks, objectives, priors
 from keras_vae.checks import check_choice
-from keras_vae.config import check_objective
+from keras_vae.config import MERGES, check_objective
 from keras_vae.elbo_model import ELBOModel
 from keras_vae.errors import ConfigError
 from keras_vae.hierarchy import passes
@@ -41,7 +41,6 @@ from keras_vae.protocol import LayerDiagnostics
 tfd = tfp.distributions
 
 INFERENCES = ("bottom_up", "top_down")
-MERGES = ("precision", "residual")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
