@@ -19,8 +19,7 @@ setup(
     # cli/ is a top-level folder of the repository but installs as keras_vae.cli, so no bare
     # module named `cli` lands in site-packages.
     packages=["keras_vae", "keras_vae.callbacks", "keras_vae.cli", "keras_vae.export",
-              "keras_vae.layers",
-              "keras_vae.priors"],
+              "keras_vae.hierarchy", "keras_vae.layers", "keras_vae.priors"],
     package_dir={"keras_vae": "keras_vae", "keras_vae.cli": "cli"},
     install_requires=[
         "tensorflow>=2.16",
