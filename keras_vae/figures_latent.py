@@ -59,7 +59,7 @@ class LatentSummary:
 def chosen_layer(model, layer=None):
     """``layer``, checked against ``model.latent_sizes``; by default the first (next to the
     data). ConfigError listing the layers when it has no such layer."""
-    sizes = dict(model.latent_sizes)
+    sizes = dict(getattr(model, "latent_sizes", None) or {"z": None})  # encode/decode only
     if layer is None:
         return next(iter(sizes))
     if layer not in sizes:
@@ -70,9 +70,13 @@ def chosen_layer(model, layer=None):
 
 def summarise_latents(model, images, layer=None, seed=0):
     """``LatentSummary`` of ``layer`` over ``images``, from ``latent_diagnostics`` in batches of
-    ``ENCODE_BATCH`` (``seed``: its stateless seed, for KL estimated by sampling)."""
+    ``ENCODE_BATCH`` (``seed``: its stateless seed, for KL estimated by sampling); of a model
+    with ``encode`` alone, the means of its one layer and no KL (NaN)."""
     layer = chosen_layer(model, layer)
     images = np.asarray(images, np.float32)
+    if not callable(getattr(model, "latent_diagnostics", None)):  # one layer, encode only
+        means = np.asarray(model.encode(images).mean(), np.float64)
+        return LatentSummary(layer, means, np.full(means.shape[1], np.nan), means.var(axis=0))
     means, kl = [], []
     for start in range(0, len(images), ENCODE_BATCH):
         diagnostics = model.latent_diagnostics(images[start:start + ENCODE_BATCH], seed)[layer]
@@ -180,7 +184,7 @@ def decoded_means(model, z, layer=None):
     z = np.asarray(z, np.float32)
     if callable(getattr(model, "decode_layer", None)):
         return np.asarray(model.decode_layer(z, layer).mean())
-    if len(model.latent_sizes) != 1:
+    if len(getattr(model, "latent_sizes", None) or {"z": None}) != 1:
         raise ConfigError(f"This picture decodes one latent layer, and the model has "
                           f"{len(model.latent_sizes)} ({', '.join(model.latent_sizes)}) but no "
                           f"decode_layer (keras_vae.protocol).")
