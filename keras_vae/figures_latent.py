@@ -185,9 +185,9 @@ def decoded_means(model, z, layer=None):
     if callable(getattr(model, "decode_layer", None)):
         return np.asarray(model.decode_layer(z, layer).mean())
     if len(getattr(model, "latent_sizes", None) or {"z": None}) != 1:
-        raise ConfigError(f"This picture decodes one latent layer, and the model has "
-                          f"{len(model.latent_sizes)} ({', '.join(model.latent_sizes)}) but no "
-                          f"decode_layer (keras_vae.protocol).")
+        raise ConfigError(f"This picture decodes one latent layer; the model has "
+                          f"{len(model.latent_sizes)} ({', '.join(model.latent_sizes)}) and no "
+                          f"decode_layer (keras_vae.protocol) to decode one of them.")
     return np.asarray(model.decode(z).mean())
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from keras_vae import runs, train
 from keras_vae.callbacks.latent_monitor import DIAGNOSTICS_SEED
-from tests.helpers import csv_rows, write_idx_folder
+from tests.helpers import csv_rows, interrupt_after_epoch, write_idx_folder
 from tests.test_cli import assert_one_line_error, run_kvae
 from tests.test_latent_monitor import _events
 
@@ -80,6 +80,7 @@ def test_fit_reports_each_layer_and_resumes(model, inference, monkeypatch, capsy
                                    rtol=1e-5)
     # TensorBoard: each layer's active units and KL, as in the CSV
     events = _events(run / runs.LOGS / "latent")
+    assert {"samples_from_prior", "reconstructions"} <= set(events)
     for name, size in SIZES.items():
         assert events[f"active_units/{name}"][1] == float(rows[-1][f"active_units_{name}"])
         np.testing.assert_allclose(events[f"kl/{name}"][1], sum(
@@ -98,14 +99,24 @@ def test_fit_reports_each_layer_and_resumes(model, inference, monkeypatch, capsy
 
 @pytest.fixture(scope="module")
 def hierarchy_run(tmp_path_factory):
-    """A two-epoch bottom-up hierarchy (z1 of 6, z2 of 3) trained on 120 random 8x8 images."""
+    """A two-epoch bottom-up hierarchy (z1 of 6, z2 of 3) trained on 120 random 8x8 images,
+    interrupted (Ctrl-C) after its first epoch and resumed."""
     folder = tmp_path_factory.mktemp("hierarchy")
     write_idx_folder(folder, num_train=120, num_test=30, size=8)
     config = train.TrainConfig(model="hvae", dataset="custom", data_dir=str(folder),
                                hidden_units=(16,), latent_dims=(6, 3),
                                latent_hidden_units=(8,), batch_size=10, epochs=2)
-    train.fit(config, folder / "run", verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(config, folder / "run", verbose=0, callbacks=[interrupt_after_epoch(0)])
+    train.fit(config, folder / "run", resume=True, verbose=0)
     return folder / "run"
+
+
+def test_an_interrupted_hierarchy_resumes_where_it_stopped(hierarchy_run):
+    for name in (runs.HISTORY, runs.LATENT_HISTORY):
+        assert [int(row["epoch"]) for row in csv_rows(hierarchy_run / name)] == [0, 1]
+    assert "kl_z2" in csv_rows(hierarchy_run / runs.HISTORY)[0]
+    assert not runs.partial_dir(hierarchy_run).exists()
 
 
 def test_evaluate_writes_per_layer_figures_equal_to_a_direct_computation(
