@@ -140,7 +140,7 @@ def training_plot(run, out):
     """Training curves of a run folder: -ELBO and loss, reconstruction, KL and the KL weight
     per epoch (training and validation, nats per example, from history.csv), and KL per
     latent dimension and active units per epoch when the run recorded them
-    (latent_history.csv)."""
+    (latent_history.csv); for a hierarchy, each layer's."""
     from keras_vae import figures
 
     written = figures.write_training_plot(run, out)
