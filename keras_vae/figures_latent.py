@@ -5,8 +5,9 @@ Everything goes through the model protocol (``protocol``): ``latent_sizes`` name
 ``latent_diagnostics`` gives each test image's posterior mean E_q[z|x] and KL per dimension
 (so a hierarchical model is pictured layer by layer), ``prior_distribution`` the scale of z
 and ``decode_layer`` (else ``decode``) the images: a value of a higher layer is decoded with
-the layers below it at the means of their conditionals p(z_(i-1) | z_i). The functions return the figure and the numbers drawn, so a test
-can check the content, not only the pixels.
+the layers below it at the means of their conditionals p(z_(i-1) | z_i). The functions
+return the figure and the numbers drawn, so a test can check the content, not only the
+pixels.
 
 Projections of the means [N, D] to the plane (``LATENT_PROJECTIONS``):
 
@@ -56,10 +57,16 @@ class LatentSummary:
         return self.activity > ACTIVE_UNIT_THRESHOLD
 
 
+def layer_sizes(model):
+    """``model.latent_sizes`` as a dict; {"z": None} for a model with encode and decode alone
+    (one layer)."""
+    return dict(getattr(model, "latent_sizes", None) or {"z": None})
+
+
 def chosen_layer(model, layer=None):
     """``layer``, checked against ``model.latent_sizes``; by default the first (next to the
     data). ConfigError listing the layers when it has no such layer."""
-    sizes = dict(getattr(model, "latent_sizes", None) or {"z": None})  # encode/decode only
+    sizes = layer_sizes(model)
     if layer is None:
         return next(iter(sizes))
     if layer not in sizes:
@@ -184,7 +191,7 @@ def decoded_means(model, z, layer=None):
     z = np.asarray(z, np.float32)
     if callable(getattr(model, "decode_layer", None)):
         return np.asarray(model.decode_layer(z, layer).mean())
-    if len(getattr(model, "latent_sizes", None) or {"z": None}) != 1:
+    if len(layer_sizes(model)) != 1:
         raise ConfigError(f"This picture decodes one latent layer; the model has "
                           f"{len(model.latent_sizes)} ({', '.join(model.latent_sizes)}) and no "
                           f"decode_layer (keras_vae.protocol) to decode one of them.")
@@ -204,7 +211,7 @@ def prior_moments(model, dimensions, layer=None):
     fallback = np.zeros(dimensions), np.ones(dimensions)
     try:
         prior = model.prior_distribution()
-        if len(model.latent_sizes) == 1:
+        if len(layer_sizes(model)) == 1:
             mean = np.asarray(prior.mean(), np.float64)
             scale = np.asarray(prior.stddev(), np.float64)
         else:

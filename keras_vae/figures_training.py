@@ -8,9 +8,9 @@ layer's KL ``kl_z1``, ``kl_z2``, ...), all in nats per example, and from
 RUN/latent_history.csv when present (``runs.LATENT_HISTORY``, written by the
 ``LatentMonitor`` callback, columns in ``latent_history``: the KL of the posterior per
 dimension in nats, averaged over the monitor's fixed images, validation images when the run
-has them, and the active units, per layer for a hierarchy). KL per dimension over the epochs is the picture of posterior
-collapse: a dimension whose KL falls to ~0 nats carries no information about x (Bowman et
-al. 2016).
+has them, and the active units, per layer for a hierarchy). KL per dimension over the
+epochs is the picture of posterior collapse: a dimension whose KL falls to ~0 nats carries
+no information about x (Bowman et al. 2016).
 
 Rate-distortion (Alemi et al. 2018, "Fixing a broken ELBO"): for each run, distortion
 D = E[-log p(x|z)] and rate R = E[KL(q(z|x) || p(z))] on the test set, so -ELBO = D + R; the
