@@ -169,13 +169,13 @@ def info(run):
     """Show a run's configuration, parameter count and metrics."""
     import json
 
-    from keras_vae import runs
+    from keras_vae import run_reports, runs
 
-    described = runs.describe(runs.load_run(run))
+    described = run_reports.describe(runs.load_run(run))
     model = described["model"]
     click.echo(f"run: {run}")
     click.echo(f"model: {model['likelihood']} likelihood, {model['architecture']} bodies "
-               f"{model['hidden_units']}, latent_dim {model['latent_dim']}, input "
+               f"{model['hidden_units']}, {_latent_description(model)}, input "
                f"{model['input_shape']}, {described['trainable_parameters']:,} trainable "
                f"parameters")
     if described["train"] is not None:
@@ -189,6 +189,23 @@ def info(run):
 
 for _command in picture_commands.COMMANDS:  # sample, latent-plot, traverse, ... (pictures)
     cli.add_command(_command)
+
+
+def _latent_description(model):
+    """"latent_dim 50" of a one-layer model; the layers of a hierarchy, from the data up:
+    "latent layers z1 8, z2 4 (top-down inference, precision merge, 16 units between two
+    layers)"."""
+    sizes = model.get("latent_sizes") or {"z": model["latent_dim"]}
+    if len(sizes) == 1:
+        return f"latent_dim {model['latent_dim']}"
+    layers = ", ".join(f"{name} {size}" for name, size in sizes.items())
+    how = [f"{str(model.get('inference')).replace('_', '-')} inference"]
+    if model.get("inference") == "top_down":
+        how.append(f"{model.get('merge')} merge")
+    units = model.get("latent_hidden_units")
+    how.append(f"{','.join(map(str, units))} units between two layers" if units
+               else "no units between layers")
+    return f"latent layers {layers} ({', '.join(how)})"
 
 
 def _summary(title, metrics):
@@ -209,6 +226,11 @@ def _summary(title, metrics):
     if "active_units" in metrics:
         lines.append(f"  {'active units':<20} {metrics['active_units']:>10d} of "
                      f"{len(metrics['kl_per_dimension'])}")
+    if metrics.get("layers"):
+        lines.append("per latent layer (kl: its share of the rate, nats per example):")
+        for name, layer in metrics["layers"].items():
+            lines.append(f"  {'kl ' + name:<20} {layer['kl']:10.3f}   active units "
+                         f"{layer['active_units']} of {len(layer['kl_per_dimension'])}")
     return "\n".join(lines)
 
 

@@ -47,27 +47,32 @@ def reconstruct(run, num, out, dataset, data_dir):
     click.echo(f"Wrote {written.count} reconstructions to {written.path}")
 
 
-@click.command(epilog=examples(f"kvae interpolate {SHIPPED} --steps 10 --out interp.png"))
+_layer_option = click.option(
+    "--layer", default=None, help="Latent layer to picture [default: the one next to the "
+                                  "data]; a hierarchical model has several (z1, z2, ...), "
+                                  "and a higher one is decoded with the layers below it at "
+                                  "their conditional means.")
+
+
+@click.command(epilog=examples(f"kvae interpolate {SHIPPED} --steps 10 --out interp.png",
+                               "kvae interpolate runs/ladder --layer z2 --out interp-z2.png"))
 @run_argument
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--pairs", type=click.IntRange(min=1), default=4, show_default=True,
               help="Number of image pairs, one row each.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Chooses which test images are paired.")
+@_layer_option
 @out_option("interp.png")
 @with_data_options
-def interpolate(run, steps, pairs, seed, out, dataset, data_dir):
+def interpolate(run, steps, pairs, seed, layer, out, dataset, data_dir):
     """Decode points on the line between the posterior means of two test images."""
     from keras_vae import figures
 
-    written = figures.write_interpolations(run, out, steps, pairs, seed, dataset, data_dir)
+    written = figures.write_interpolations(run, out, steps, pairs, seed, dataset, data_dir,
+                                           layer)
     say_which_test_images(written)
     click.echo(f"Wrote {written.count} interpolations of {steps} steps to {written.path}")
-
-
-_layer_option = click.option(
-    "--layer", default=None, help="Latent layer to picture [default: the one next to the "
-                                  "data]; a hierarchical model has several.")
 
 
 @click.command("latent-plot", epilog=examples(
@@ -135,7 +140,7 @@ def training_plot(run, out):
     """Training curves of a run folder: -ELBO and loss, reconstruction, KL and the KL weight
     per epoch (training and validation, nats per example, from history.csv), and KL per
     latent dimension and active units per epoch when the run recorded them
-    (latent_history.csv)."""
+    (latent_history.csv); for a hierarchy, each layer's."""
     from keras_vae import figures
 
     written = figures.write_training_plot(run, out)

@@ -232,9 +232,11 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
     metrics: elbo, reconstruction, kl, loss (means, nats), their standard errors, bits_per_dim
     of the ELBO (and bits_per_dim_meaning, for a model with a registered ``likelihood``),
     kl_per_dimension (list), active_units, num_examples; with several latent
-    layers also layers = {name: {kl, kl_per_dimension, active_units}}; with ``iw_samples`` = K
-    > 0 also log_likelihood (mean L_K, nats), its standard error, nll_bits_per_dim and
-    iw_samples. per-example: elbo, reconstruction, kl (and log_likelihood) [n].
+    layers also layers = {name: {kl, kl_per_dimension, active_units}}, kl the layer's share
+    of the rate (the mean of ``ELBOTerms.layer_kl`` at the draws of the reported ELBO, so the
+    layers' kl sum to kl; kl_per_dimension is at ``latent_diagnostics``' own draw); with
+    ``iw_samples`` = K > 0 also log_likelihood (mean L_K, nats), its standard error,
+    nll_bits_per_dim and iw_samples. per-example: elbo, reconstruction, kl (and log_likelihood) [n].
     ``progress_file``: see ``log_likelihood``.
     """
     statistics = posterior_statistics(model, data, seed=seed, batch_size=batch_size)
@@ -251,7 +253,9 @@ def evaluate(model, data, iw_samples=0, seed=0, batch_size=100, chunk_size=None,
     metrics["active_units"] = active_units(statistics["posterior_mean_variance"])
     if len(statistics["layers"]) > 1:
         metrics["layers"] = {name: {
-            "kl": float(layer["kl_per_dimension"].sum()),
+            # the layer's share of the rate (``ELBOTerms.layer_kl``; the shares sum to kl),
+            # else, for a model that does not split its KL, the sum over its dimensions
+            "kl": layer.get("kl", float(layer["kl_per_dimension"].sum())),
             "kl_per_dimension": [float(v) for v in layer["kl_per_dimension"]],
             "active_units": active_units(layer["posterior_mean_variance"]),
         } for name, layer in statistics["layers"].items()}

@@ -2,8 +2,10 @@
 ``latent-plot``, ``traverse``, ``training-plot`` and ``rate-distortion`` write.
 
 Two levels. The figure functions take a model and data and return a PIL image, a matplotlib
-figure or an array; they use only the model protocol (``sample``, ``encode``, ``decode``,
-``reconstruct``, ``latent_diagnostics``) and leave the pixels to ``plots.py``. Image grids
+figure or an array; they use only the model protocol (``sample``, ``reconstruct``,
+``latent_diagnostics`` for the posterior means of a layer, ``decode_layer`` or ``decode``), so
+a hierarchy is pictured layer by layer (``--layer``), and leave the pixels to ``plots.py``.
+Image grids
 are here; the latent space is pictured in ``figures_latent`` and ``figures_traversal``,
 training and the rate-distortion plane in ``figures_training``. The ``write_*`` functions are
 what a command calls: they load a run, choose its test images (``runs.test_images``),
@@ -34,18 +36,20 @@ def reconstruction_grid(model, images):
     return plots.image_grid(pairs, num_columns=len(images))
 
 
-def interpolation_grid(model, images, steps, pairs, seed):
+def interpolation_grid(model, images, steps, pairs, seed, layer=None):
     """One row per pair of test images chosen at random (``seed``): the means of p(x|z) at
     ``steps`` evenly spaced points z on the segment between the posterior means
-    E_q[z|x_a] and E_q[z|x_b], both ends included."""
+    E_q[z|x_a] and E_q[z|x_b] of ``layer`` (default: the one next to the data), both ends
+    included; a higher layer of a hierarchy is decoded with the layers below it at their
+    conditional means (``figures_latent.decoded_means``)."""
     images = np.asarray(images, np.float32)
     chosen = np.random.default_rng(seed).choice(len(images), size=2 * pairs,
                                                 replace=len(images) < 2 * pairs)
-    means = np.asarray(model.encode(images[chosen]).mean())
-    rows = [interpolation_points(means[2 * i], means[2 * i + 1], steps)
+    summary = figures_latent.summarise_latents(model, images[chosen], layer)
+    rows = [interpolation_points(summary.means[2 * i], summary.means[2 * i + 1], steps)
             for i in range(pairs)]
-    decoded = model.decode(np.concatenate(rows).astype(np.float32)).mean()
-    return plots.image_grid(np.asarray(decoded), num_columns=steps)
+    decoded = figures_latent.decoded_means(model, np.concatenate(rows), summary.layer)
+    return plots.image_grid(decoded, num_columns=steps)
 
 
 def interpolation_points(start, end, num_steps):
@@ -61,14 +65,12 @@ def principal_components(points, num_components=2):
     return figures_latent.principal_components(points, num_components)[0]
 
 
-def latent_points(model, images):
-    """[N, 2] points to plot for ``images``: their posterior means E_q[z|x], projected on
-    their first two principal components when the latent space has more than two
-    dimensions, and drawn on a line (second coordinate 0) when it has one."""
-    means = np.asarray(model.encode(np.asarray(images, np.float32)).mean(), np.float64)
-    summary = figures_latent.LatentSummary("z", means, np.full(means.shape[1], np.nan),
-                                           means.var(axis=0))
-    return figures_latent.project(summary).points
+def latent_points(model, images, layer=None):
+    """[N, 2] points to plot for ``images``: their posterior means E_q[z|x] of ``layer``
+    (default: the one next to the data), projected on their first two principal components
+    when the layer has more than two dimensions, and drawn on a line (second coordinate 0)
+    when it has one."""
+    return figures_latent.project(figures_latent.summarise_latents(model, images, layer)).points
 
 
 def latent_plot(model, images, labels=None, projection=None):
@@ -105,10 +107,11 @@ def write_reconstructions(run, out, num, dataset=None, data_dir=None):
         reconstruction_grid(model, images[:num]), len(images[:num])))
 
 
-def write_interpolations(run, out, steps, pairs, seed, dataset=None, data_dir=None):
+def write_interpolations(run, out, steps, pairs, seed, dataset=None, data_dir=None,
+                         layer=None):
     """``interpolation_grid`` of RUN's test images as the PNG ``out``; count: the pairs."""
     return _write_with_test_images(run, out, dataset, data_dir, lambda model, images, _: (
-        interpolation_grid(model, images, steps, pairs, seed), pairs))
+        interpolation_grid(model, images, steps, pairs, seed, layer), pairs))
 
 
 def write_latent_plot(run, out, num, dataset=None, data_dir=None, projection=None,

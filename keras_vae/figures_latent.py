@@ -4,8 +4,10 @@ latent-plot``) and, for a 2-D latent space, what the decoder makes of a grid of 
 Everything goes through the model protocol (``protocol``): ``latent_sizes`` names the layers,
 ``latent_diagnostics`` gives each test image's posterior mean E_q[z|x] and KL per dimension
 (so a hierarchical model is pictured layer by layer), ``prior_distribution`` the scale of z
-and ``decode`` the images. The functions return the figure and the numbers drawn, so a test
-can check the content, not only the pixels.
+and ``decode_layer`` (else ``decode``) the images: a value of a higher layer is decoded with
+the layers below it at the means of their conditionals p(z_(i-1) | z_i). The functions
+return the figure and the numbers drawn, so a test can check the content, not only the
+pixels.
 
 Projections of the means [N, D] to the plane (``LATENT_PROJECTIONS``):
 
@@ -55,10 +57,16 @@ class LatentSummary:
         return self.activity > ACTIVE_UNIT_THRESHOLD
 
 
+def layer_sizes(model):
+    """``model.latent_sizes`` as a dict; {"z": None} for a model with encode and decode alone
+    (one layer)."""
+    return dict(getattr(model, "latent_sizes", None) or {"z": None})
+
+
 def chosen_layer(model, layer=None):
     """``layer``, checked against ``model.latent_sizes``; by default the first (next to the
     data). ConfigError listing the layers when it has no such layer."""
-    sizes = dict(model.latent_sizes)
+    sizes = layer_sizes(model)
     if layer is None:
         return next(iter(sizes))
     if layer not in sizes:
@@ -69,9 +77,13 @@ def chosen_layer(model, layer=None):
 
 def summarise_latents(model, images, layer=None, seed=0):
     """``LatentSummary`` of ``layer`` over ``images``, from ``latent_diagnostics`` in batches of
-    ``ENCODE_BATCH`` (``seed``: its stateless seed, for KL estimated by sampling)."""
+    ``ENCODE_BATCH`` (``seed``: its stateless seed, for KL estimated by sampling); of a model
+    with ``encode`` alone, the means of its one layer and no KL (NaN)."""
     layer = chosen_layer(model, layer)
     images = np.asarray(images, np.float32)
+    if not callable(getattr(model, "latent_diagnostics", None)):  # one layer, encode only
+        means = np.asarray(model.encode(images).mean(), np.float64)
+        return LatentSummary(layer, means, np.full(means.shape[1], np.nan), means.var(axis=0))
     means, kl = [], []
     for start in range(0, len(images), ENCODE_BATCH):
         diagnostics = model.latent_diagnostics(images[start:start + ENCODE_BATCH], seed)[layer]
@@ -170,27 +182,48 @@ def _embedding(projection, means, seed):
     return np.asarray(method.fit_transform(means), np.float64)
 
 
-def decoded_means(model, z):
-    """Means of p(x|z) for z [N, D] of a one-layer model; ConfigError for a hierarchy, whose
-    decoder takes a value of every layer."""
-    if len(model.latent_sizes) != 1:
+def decoded_means(model, z, layer=None):
+    """Means of p(x|z) for values z [N, D] of ``layer`` (default: the one next to the data),
+    through the model's ``decode_layer`` (``protocol``): the layers below it at the means of
+    their conditionals. A model without ``decode_layer`` decodes its one layer with
+    ``decode``; ConfigError when it has several."""
+    layer = chosen_layer(model, layer)
+    z = np.asarray(z, np.float32)
+    if callable(getattr(model, "decode_layer", None)):
+        return np.asarray(model.decode_layer(z, layer).mean())
+    if len(layer_sizes(model)) != 1:
         raise ConfigError(f"This picture decodes one latent layer; the model has "
-                          f"{len(model.latent_sizes)} ({', '.join(model.latent_sizes)}).")
-    return np.asarray(model.decode(np.asarray(z, np.float32)).mean())
+                          f"{len(model.latent_sizes)} ({', '.join(model.latent_sizes)}) and no "
+                          f"decode_layer (keras_vae.protocol) to decode one of them.")
+    return np.asarray(model.decode(z).mean())
 
 
-def prior_moments(model, dimensions):
-    """(mean [D], standard deviation [D]) of the prior's marginals: the scale the pictures
-    sweep z on; (0, 1) when the prior does not give them (NotImplementedError) or is not a
-    distribution over D values."""
+PRIOR_DRAWS = 2000  # draws of a hierarchy's prior for its layers' marginal moments
+PRIOR_SEED = (0, 7)  # their stateless seed: the same sweep every time
+
+
+def prior_moments(model, dimensions, layer=None):
+    """(mean [D], standard deviation [D]) of the prior's marginals over ``layer``: the scale
+    the pictures sweep z on. For a model with one layer, from its distribution; for a
+    hierarchy, whose marginal p(z_i) has no closed form below the top, estimated from
+    ``PRIOR_DRAWS`` seeded joint draws of ``prior_distribution()``. (0, 1) when the prior
+    gives neither (NotImplementedError, ...) or is not a distribution over D values."""
+    fallback = np.zeros(dimensions), np.ones(dimensions)
     try:
         prior = model.prior_distribution()
-        mean = np.asarray(prior.mean(), np.float64)
-        scale = np.asarray(prior.stddev(), np.float64)
-    except (NotImplementedError, ValueError, TypeError, AttributeError):
-        return np.zeros(dimensions), np.ones(dimensions)
+        if len(layer_sizes(model)) == 1:
+            mean = np.asarray(prior.mean(), np.float64)
+            scale = np.asarray(prior.stddev(), np.float64)
+        else:
+            import tensorflow as tf
+
+            draws = prior.sample(PRIOR_DRAWS, seed=tf.constant(PRIOR_SEED, tf.int32))
+            values = np.asarray(draws._asdict()[chosen_layer(model, layer)], np.float64)
+            mean, scale = values.mean(axis=0), values.std(axis=0)
+    except (NotImplementedError, ValueError, TypeError, AttributeError, KeyError):
+        return fallback
     if mean.shape != (dimensions,) or scale.shape != (dimensions,):
-        return np.zeros(dimensions), np.ones(dimensions)
+        return fallback
     return mean, scale
 
 

@@ -3,13 +3,14 @@
 
 Training curves come from RUN/history.csv (``callbacks.HistoryWriter``: one row per epoch,
 columns ``epoch``, ``loss``, ``elbo``, ``reconstruction``, ``kl``, their ``val_`` twins when the
-run had a validation split, and ``kl_weight`` with a KL warm-up), all in nats per example,
-and from RUN/latent_history.csv when present (``runs.LATENT_HISTORY``, written by the
-``LatentMonitor`` callback: ``epoch, active_units, kl_dim_0 .. kl_dim_{d-1}``, the KL of the
-posterior per dimension in nats, averaged over the monitor's fixed images, validation images
-when the run has them). KL per dimension over the epochs is the picture of posterior
-collapse: a dimension whose KL falls to ~0 nats carries no information about x (Bowman et
-al. 2016).
+run had a validation split, ``kl_weight`` with a KL warm-up, and for a hierarchy each
+layer's KL ``kl_z1``, ``kl_z2``, ...), all in nats per example, and from
+RUN/latent_history.csv when present (``runs.LATENT_HISTORY``, written by the
+``LatentMonitor`` callback, columns in ``latent_history``: the KL of the posterior per
+dimension in nats, averaged over the monitor's fixed images, validation images when the run
+has them, and the active units, per layer for a hierarchy). KL per dimension over the
+epochs is the picture of posterior collapse: a dimension whose KL falls to ~0 nats carries
+no information about x (Bowman et al. 2016).
 
 Rate-distortion (Alemi et al. 2018, "Fixing a broken ELBO"): for each run, distortion
 D = E[-log p(x|z)] and rate R = E[KL(q(z|x) || p(z))] on the test set, so -ELBO = D + R; the
@@ -24,7 +25,8 @@ import pathlib
 
 import numpy as np
 
-from keras_vae import plots
+from keras_vae import latent_history, plots
+from keras_vae.latent_history import LatentHistory  # noqa: F401 - its old home
 from keras_vae.errors import RunError
 
 # Panels of the training figure: (title, [(history column, legend label, style)]). The
@@ -42,6 +44,8 @@ CURVES = [
                                    ("val_kl", "validation", "-", VALIDATION)]),
     ("KL weight (beta)", [("kl_weight", "KL weight", "-", "tab:green")]),
 ]
+KL_PANEL = CURVES[2][0]  # with a hierarchy, also each layer's KL (history.csv's kl_z1, ...)
+LAYER_STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))  # one per latent layer, cycled
 NEGATED = ("elbo", "val_elbo")  # drawn as -ELBO
 COLLAPSE_TITLE = "KL per latent dimension; ~0 nats: collapsed"
 ACTIVE_TITLE = "Active units: Var_x(E_q[z_i]) > 0.01"
@@ -66,27 +70,11 @@ def read_csv_columns(path):
                        f"file or train the run again.") from None
 
 
-@dataclasses.dataclass
-class LatentHistory:
-    """latent_history.csv: ``epochs`` [E], ``active_units`` [E], ``kl`` [E, D] (nats)."""
-
-    epochs: np.ndarray
-    active_units: np.ndarray
-    kl: np.ndarray
-
-
 def read_latent_history(path):
-    """The ``LatentHistory`` in ``path``, or None when the run has none."""
+    """The ``latent_history.LatentHistory`` in ``path``, or None when the run has none."""
     if not pathlib.Path(path).exists():
         return None
-    columns = read_csv_columns(path)
-    names = [f"kl_dim_{i}" for i in range(sum(name.startswith("kl_dim_") for name in columns))]
-    missing = [name for name in ("epoch", "active_units", *names) if name not in columns]
-    if missing:
-        raise RunError(f"{path} lacks the columns {', '.join(missing)}; restore the file or "
-                       f"delete it.")
-    return LatentHistory(columns["epoch"], columns["active_units"],
-                         np.stack([columns[name] for name in names], axis=1))
+    return latent_history.from_columns(read_csv_columns(path), path)
 
 
 def training_figure(history, latent_history=None, title="Training", kl_weight=None):
@@ -109,6 +97,8 @@ def training_figure(history, latent_history=None, title="Training", kl_weight=No
                 values = -history[column] if column in NEGATED else history[column]
                 axes.plot(epochs, values, style, color=colour, label=label)
                 plotted[panel][label] = (epochs, values)
+        if panel == KL_PANEL:
+            plotted[panel].update(_layer_kl_curves(axes, history, epochs))
         if column == "kl_weight" and column not in history and kl_weight is not None:
             values = np.full(len(epochs), float(kl_weight))
             axes.plot(epochs, values, "-", color="tab:green", label="constant: no warm-up")
@@ -132,33 +122,73 @@ def training_figure(history, latent_history=None, title="Training", kl_weight=No
     return figure, plotted
 
 
+def layer_kl_columns(history):
+    """{layer name: history column} of a hierarchy's per-layer KL (``kl_z1``, ... as
+    ``ELBOModel`` logs them), in file order; {} for a model with one layer."""
+    return {column[len("kl_"):]: column for column in history
+            if column.startswith("kl_") and column != "kl_weight"}
+
+
+def _layer_kl_curves(axes, history, epochs):
+    """Each layer's KL, training and validation, in the KL panel: a line style per layer."""
+    curves = {}
+    for index, (layer, column) in enumerate(layer_kl_columns(history).items()):
+        style = LAYER_STYLES[index % len(LAYER_STYLES)]
+        for split, prefix, colour in (("training", "", TRAINING),
+                                      ("validation", "val_", VALIDATION)):
+            if prefix + column in history:
+                label = f"{layer}, {split}"
+                axes.plot(epochs, history[prefix + column], linestyle=style, color=colour,
+                          label=label)
+                curves[label] = (epochs, history[prefix + column])
+    return curves
+
+
 def _latent_panels(collapse, units, latent):
-    """A heat map of KL per dimension (rows: dimensions, most informative at the top) against
-    epochs, and the active units per epoch."""
+    """A heat map of KL per dimension (rows: dimensions, layer by layer, the most informative
+    of each layer at its top) against epochs, and the active units per epoch (per layer for a
+    hierarchy)."""
     from matplotlib.ticker import MaxNLocator
 
-    order = np.argsort(-latent.kl[-1], kind="stable")
+    order, labels, plotted_kl = [], [], {}
     epochs = latent.epochs + 1
+    for layer, (start, size, _) in latent.layers.items():
+        within = np.argsort(-latent.kl[-1, start:start + size], kind="stable")
+        for i in within:
+            label = str(i) if layer is None else f"{layer} {i}"
+            order.append(start + i)
+            labels.append(label)
+            plotted_kl[label] = (epochs, latent.kl[:, start + i])
     image = collapse.imshow(latent.kl[:, order].T, aspect="auto", cmap="viridis",
                             interpolation="nearest", origin="upper",
                             extent=[epochs[0] - 0.5, epochs[-1] + 0.5, len(order) - 0.5, -0.5])
     collapse.figure.colorbar(image, ax=collapse, label="KL (nats)")
-    collapse.set_yticks(range(len(order)), [str(i) for i in order],
+    collapse.set_yticks(range(len(order)), labels,
                         fontsize=max(4, min(9, 400 // max(1, len(order)))))
+    for start, _, _ in list(latent.layers.values())[1:]:  # a line between two layers
+        collapse.axhline(start - 0.5, color="white", linewidth=1.5)
     collapse.set_xlabel("epoch")
-    collapse.set_ylabel("latent dimension (by final KL)")
+    collapse.set_ylabel("latent dimension (by final KL)" if None in latent.layers
+                        else "layer and dimension (by final KL)")
     collapse.set_title(COLLAPSE_TITLE, fontsize=11)
-    units.plot(epochs, latent.active_units, "-o", markersize=3, label="active units")
-    units.set_ylim(0, latent.kl.shape[1] + 0.5)
+    plotted_units = {}
+    for index, (layer, (_, size, active)) in enumerate(latent.layers.items()):
+        label = "active units" if layer is None else f"{layer} (of {size})"
+        units.plot(epochs, active, marker="o", markersize=3, label=label,
+                   linestyle="-" if layer is None else LAYER_STYLES[index % len(LAYER_STYLES)])
+        plotted_units[label] = (epochs, active)
+    largest = max(size for _, size, _ in latent.layers.values())
+    units.set_ylim(0, largest + 0.5)
     units.set_xlabel("epoch")
-    units.set_ylabel(f"active units (of {latent.kl.shape[1]})")
+    units.set_ylabel(f"active units (of {largest})" if None in latent.layers
+                     else "active units per layer")
+    if None not in latent.layers:
+        units.legend(fontsize=9)
     units.set_title(ACTIVE_TITLE, fontsize=11)
     units.grid(alpha=0.3)
     for axes in (collapse, units):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return {COLLAPSE_TITLE: {str(i): (epochs, latent.kl[:, i])
-                             for i in range(latent.kl.shape[1])},
-            ACTIVE_TITLE: {"active units": (epochs, latent.active_units)}}
+    return {COLLAPSE_TITLE: plotted_kl, ACTIVE_TITLE: plotted_units}
 
 
 def _finish(axes, title, curves, absent):

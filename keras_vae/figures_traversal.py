@@ -6,7 +6,10 @@ dimension i_r, the points
     z = m  with  z_i = mu_i + t sigma_i,   t = -span .. span in ``steps`` even steps,
 
 where mu_i and sigma_i are the prior's marginal mean and standard deviation (0 and 1 for the
-standard Normal prior): one coordinate swept over the prior's range, the others held. The
+standard Normal prior): one coordinate swept over the prior's range, the others held. For a
+layer z_l of a hierarchy, m is the layer's posterior mean (``latent_diagnostics``) and each z
+is decoded with the layers below at the means of p(z_(i-1) | z_i) (``decode_layer``), the
+generative path from z_l to x, so a row shows what that unit of z_l means to the model. The
 rows are the most active dimensions (highest Var_x(E_q[z_i]) over the test images, the
 activity of ``evaluation.active_units``), each labelled with its activity and its KL, the
 nats per image it carries. A dimension the decoder ignores (a collapsed one, KL ~ 0) gives a
@@ -29,7 +32,7 @@ class Traversal:
     dimension of each row; ``offsets`` [steps] the values of t; ``values`` [rows, steps] the
     swept z_i; ``activity`` and ``kl_per_dimension`` [rows] of those dimensions (nats);
     ``active`` [rows] whether each is an active unit; ``start`` [D] the posterior mean held
-    fixed; ``layer`` its name."""
+    fixed; ``layer`` its name; ``first_layer`` the model's layer next to the data."""
 
     images: np.ndarray
     dimensions: np.ndarray
@@ -41,6 +44,7 @@ class Traversal:
     start: np.ndarray
     layer: str
     image_index: int
+    first_layer: str = ""
 
 
 def traversal(model, images, image_index=0, num_dimensions=8, steps=9, span=3.0, layer=None,
@@ -57,15 +61,15 @@ def traversal(model, images, image_index=0, num_dimensions=8, steps=9, span=3.0,
     dimensions = summary.most_active(num_dimensions)
     start = summary.means[image_index]
     offsets = np.linspace(-span, span, steps)
-    mean, scale = figures_latent.prior_moments(model, len(start))
+    mean, scale = figures_latent.prior_moments(model, len(start), summary.layer)
     values = mean[dimensions, None] + offsets[None, :] * scale[dimensions, None]
     z = np.tile(start, (len(dimensions), steps, 1))
     z[np.arange(len(dimensions)), :, dimensions] = values
-    decoded = figures_latent.decoded_means(model, z.reshape(-1, len(start)))
+    decoded = figures_latent.decoded_means(model, z.reshape(-1, len(start)), summary.layer)
     return Traversal(decoded.reshape(len(dimensions), steps, *decoded.shape[1:]), dimensions,
                      offsets, values, summary.activity[dimensions],
                      summary.kl_per_dimension[dimensions], summary.active[dimensions], start,
-                     summary.layer, image_index)
+                     summary.layer, image_index, next(iter(model.latent_sizes)))
 
 
 def traversal_figure(result):
@@ -87,8 +91,10 @@ def traversal_figure(result):
                     [_row_label(result, row) for row in range(rows)])
     axes.set_xticks(2 + np.arange(steps) * (width + 2) + width / 2 - 0.5,
                     [f"{t:+.1f}" for t in result.offsets])
+    below = (f"\nlayers below {result.layer}: means of their conditionals"
+             if result.layer != result.first_layer else "")
     axes.set_xlabel(f"t: {result.layer}_i = prior mean + t x prior std\nother dimensions: "
-                    f"test image {result.image_index}'s posterior mean")
+                    f"test image {result.image_index}'s posterior mean{below}")
     axes.set_title(f"Latent traversals: the {rows} most active\ndimensions of {result.layer}, "
                    f"one per row", fontsize=11)
     return figure

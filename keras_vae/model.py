@@ -149,6 +149,12 @@ class VAE(ELBOModel):
         """p(x|z): a ``tfd.Distribution`` with batch shape [batch], event shape input_shape."""
         return self.decoder(tf.cast(z, self.compute_dtype), training=training)
 
+    def decode_layer(self, z, layer="z"):
+        """p(x|z) for the one layer "z" (``protocol``: the pictures' decode of a layer)."""
+        if layer != "z":
+            raise ValueError(f"The model has one latent layer, 'z'; received {layer!r}.")
+        return self.decode(z)
+
     def reconstruct(self, x, training=None):
         """Mean of p(x|z) at the posterior mean z = E_q[z]: a tensor shaped like x."""
         return self.decode(self.encode(x, training).mean(), training).mean()

@@ -29,6 +29,17 @@ inference model q(z|x), implements
     latent_sizes          -> {layer name: number of latent variables}, ordered from the layer
                              next to the data to the top, e.g. {"z": 50} or {"z1": 100, "z2": 50}
 
+Optional (``isinstance`` does not require it; the pictures fall back to ``decode`` for a model
+with one layer):
+
+    decode_layer(z, layer)
+                          -> p(x | z_layer) for a value z [batch, size] of one latent layer:
+                             the layers below it set to the means of their conditionals,
+                             z_(i-1) = E[p(z_(i-1) | z_i)] going down (no noise), then decoded.
+                             The layers above do not enter p(x | z_1). ``decode(z)`` for the
+                             layer next to the data. What the traversals and interpolations
+                             of a chosen layer decode (``figures_latent``).
+
 For one latent layer z is a tensor [batch, size]. A hierarchical model (several latent layers,
 top-down inference, Burda et al. 2016 sec. 5, Sønderby et al. 2016) returns joint
 distributions (``tfd.JointDistribution*``) from ``encode`` and ``prior_distribution`` whose
@@ -65,7 +76,8 @@ Which path uses what:
 - ``evaluation.log_likelihood`` uses only ``log_importance_weights``; ``evaluation.evaluate``
   adds ``elbo_terms(x, seed)`` (the reported ELBO, rate and distortion, analytic KL as in
   training) and ``latent_diagnostics`` (KL per dimension and active units, per layer).
-- Pictures and the CLI use ``encode``, ``decode``, ``sample`` and ``reconstruct``; export is
+- Pictures and the CLI use ``sample``, ``reconstruct``, ``latent_diagnostics`` (the posterior
+  means of a layer) and ``decode_layer`` (else ``decode``); export is
   written for the one-layer ``VAE`` (its networks and heads) and is not part of this protocol.
 
 This module has no TensorFlow import: checking a model against the protocol

@@ -30,15 +30,15 @@ figures but keeps the folder's metrics.json and per_example.csv; ``kvae export -
 of an export inside it is refused (``files.staged_directory``). Adding what is not there yet
 (a new export format) and reading (``info``, ``sample``, ...) are allowed. Deleting the
 PROTECTED file makes the folder an ordinary run.
+
+What a finished run reports (its test images, ``kvae evaluate``'s figures, ``kvae info``) is
+in ``run_reports``, whose functions are importable from here too.
 """
 
 import dataclasses
 import itertools
 import json
 import pathlib
-import warnings
-
-import numpy as np
 
 from keras_vae.config import TrainConfig
 from keras_vae.errors import RunError
@@ -230,7 +230,7 @@ def load_run(path):
                if config_path is not None else None, config=config, record=record)
 
 
-def _read_json(path, fix):
+def read_json_object(path, fix):
     """The JSON object in ``path``; RunError naming the file, where it breaks and ``fix``."""
     try:
         values = json.loads(path.read_text())
@@ -245,108 +245,11 @@ def _read_json(path, fix):
 
 
 def _read_record(config_path):
-    return _read_json(config_path, f"restore it, or use the model alone: "
+    return read_json_object(config_path, f"restore it, or use the model alone: "
                                    f"{config_path.parent / MODEL}.")
 
 
-def read_metrics(directory):
-    """metrics.json of a run folder (None when absent), its figures checked to be numbers."""
-    path = pathlib.Path(directory) / METRICS
-    if not path.exists():
-        return None
-    fix = f"delete it and run kvae evaluate {directory} again."
-    metrics = _read_json(path, fix)
-    for name, value in metrics.items():
-        if name in ("elbo", "reconstruction", "kl", "loss", "log_likelihood") \
-                or name.endswith("_stderr") or name.endswith("bits_per_dim"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise RunError(f"{path}: {name} is {value!r}, not a number; {fix}")
-        if name in ("active_units", "iw_samples") and (isinstance(value, bool)
-                                                       or not isinstance(value, int)):
-            raise RunError(f"{path}: {name} is {value!r}, not a whole number; {fix}")
-        if name == "kl_per_dimension" and not isinstance(value, list):
-            raise RunError(f"{path}: {name} is {value!r}, not a list; {fix}")
-    return metrics
-
-
-from keras_vae.config import EVALUATION_BATCH_SIZE  # noqa: E402
-
-
-def describe(run):
-    """What ``kvae info`` shows of a loaded run: the model's options, its trainable parameters
-    (count_params() would also count the KL weight and the noise seed), the training options
-    and library versions from config.json, and metrics.json (None before ``kvae evaluate``)."""
-    model = run.model
-    return {
-        "model": {"likelihood": model.likelihood, "architecture": model.architecture,
-                  "hidden_units": list(model.hidden_units), "latent_dim": model.latent_dim,
-                  "input_shape": list(model.image_shape)},
-        "trainable_parameters": sum(int(np.prod(variable.shape))
-                                    for variable in model.trainable_weights),
-        "train": run.record["train"] if run.record is not None else None,
-        "versions": run.record.get("versions", {}) if run.record is not None else None,
-        "metrics": read_metrics(run.directory) if run.directory is not None else None,
-    }
-
-
-def test_images(run, dataset=None, data_dir=None):
-    """(images float32 [N, ...], labels or None, source): the test split that a loaded run is
-    evaluated and pictured on. A run that ships test_examples.npz (``bundled_examples``: the
-    split binarised exactly as evaluation sees it) uses those unless ``dataset`` or
-    ``data_dir`` is given, so a shipped run needs no dataset; ``source`` names that file, or
-    is None when the images come from the run's data."""
-    from keras_vae import bundled_examples, data
-
-    if dataset is None and data_dir is None and run.directory is not None:
-        shipped = bundled_examples.load_test_examples(run.directory)
-        if shipped is not None:
-            return (*shipped, run.directory / TEST_EXAMPLES)
-    splits = load_splits(run.data_config(dataset, data_dir))
-    data.check_examples_shape(splits.image_shape, run.model.image_shape, splits.source)
-    images = np.concatenate([np.asarray(batch) for batch in splits.test])
-    return images, splits.test_labels, None
-
-
-def test_metrics(model, images, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE,
-                 progress_file=None):
-    """``evaluation.evaluate`` of ``model`` on test ``images`` (an array, or a dataset of
-    batches) in batches of ``batch_size`` (nats): the one evaluation behind ``kvae evaluate``
-    and ``kvae fit``'s summary, so the same images and seed give the same figures.
-    Returns (metrics, per_example)."""
-    from keras_vae import evaluation
-
-    if not isinstance(images, np.ndarray):
-        images = images.unbatch().batch(batch_size)
-    metrics, per_example = evaluation.evaluate(model, images, iw_samples=iw_samples, seed=seed,
-                                               batch_size=batch_size,
-                                               progress_file=progress_file)
-    metrics["seed"] = seed
-    return metrics, per_example
-
-
-def evaluate_run(run, iw_samples=0, seed=0, batch_size=EVALUATION_BATCH_SIZE, dataset=None,
-                 data_dir=None, replace_protected=False):
-    """``test_metrics`` of a loaded run on its test split (``test_images``): ``kvae evaluate``.
-
-    ``metrics["test_data"]`` says where the images came from. A run directory gets metrics.json and per_example.csv; a protected one keeps its own
-    (a warning says so) unless ``replace_protected``. The K-sample log-likelihood saves its
-    progress in RUN/evaluation.partial.npz, so an interrupted evaluation continues where it
-    stopped when run again with the same K and seed. Returns (metrics, number of examples).
-    """
-    from keras_vae import evaluation
-
-    images, _, shipped = test_images(run, dataset, data_dir)
-    progress = run.directory / EVALUATION_PROGRESS if run.directory and iw_samples else None
-    metrics, per_example = test_metrics(run.model, images, iw_samples=iw_samples, seed=seed,
-                                        batch_size=batch_size, progress_file=progress)
-    metrics["test_data"] = str(shipped) if shipped is not None else "the run's test split"
-    if run.directory is not None:
-        if protected_folder(run.directory) is None or replace_protected:
-            write_json_atomically(run.directory / METRICS, metrics)
-            evaluation.write_per_example_csv(run.directory / PER_EXAMPLE, per_example)
-        else:
-            warnings.warn(f"{run.directory} is protected: its {METRICS} and {PER_EXAMPLE} are "
-                          f"kept (pass --replace-protected to replace them).", stacklevel=2)
-    if progress is not None:
-        progress.unlink(missing_ok=True)
-    return metrics, len(images)
+# What a finished run reports (run_reports.py), importable from here as before; at the end:
+# run_reports reads this module's file names.
+from keras_vae.run_reports import (describe, evaluate_run, read_metrics,  # noqa: E402,F401
+                                   test_images, test_metrics)

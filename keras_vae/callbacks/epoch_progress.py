@@ -7,6 +7,10 @@ writes one line when an epoch ends instead::
 
     Epoch 3/10: 41.2 s, loss 101.234, elbo -101.234, kl 24.5617, ..., active units 17/50
 
+and for a hierarchy, whose logs hold each layer's KL and active units::
+
+    Epoch 3/10: 12.1 s, ..., kl 24.5617, kl_z1 20.1, kl_z2 4.46, ..., active units z1 5/8, z2 2/4
+
 ``progress_for(stream)`` chooses: Keras' bar (``verbose=1``) on a terminal, this callback
 (with ``verbose=0``) anywhere else. Figures are the epoch's logs as Keras gives them (nats
 per example for the ELBO terms), and the active units of a ``LatentMonitor`` out of the
@@ -17,6 +21,8 @@ import sys
 import time
 
 import keras
+
+LAYER_UNITS = "active_units_"  # + layer name: a hierarchy's active units per layer
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -33,18 +39,26 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.monotonic() - self._started if self._started is not None else 0.0
-        figures = "".join(f", {self._figure(name, value)}" for name, value in (logs or {}).items())
+        logs = logs or {}
+        figures = "".join(f", {self._figure(name, value, logs)}" for name, value in logs.items()
+                          if not name.startswith(LAYER_UNITS))
         stream = self._stream or sys.stdout
         stream.write(f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}: {seconds:.1f} s"
                      f"{figures}\n")
         stream.flush()
 
-    def _figure(self, name, value):
+    def _figure(self, name, value, logs):
         """``name value``; active units (``LatentMonitor``) as "active units 17/50", out of
-        the model's latent dimensions."""
+        the model's latent dimensions, or per layer as "active units z1 5/8, z2 2/4" when
+        the logs hold each layer's (a hierarchy)."""
         if name != "active_units":
             return f"{name} {_number(value)}"
         sizes = getattr(self.model, "latent_sizes", None) if self.model is not None else None
+        sizes = dict(sizes or {})
+        if len(sizes) > 1 and all(LAYER_UNITS + layer in logs for layer in sizes):
+            return "active units " + ", ".join(
+                f"{layer} {_number(logs[LAYER_UNITS + layer])}/{size}"
+                for layer, size in sizes.items())
         total = f"/{sum(sizes.values())}" if sizes else ""
         return f"active units {_number(value)}{total}"
 

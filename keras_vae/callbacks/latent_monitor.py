@@ -9,19 +9,22 @@ first validation images) it computes at the end of every epoch, through the mode
                                                           ``evaluation.active_units``)
 
 A dimension whose KL_i is near 0 nats carries no information about x: the posterior has
-collapsed onto the prior there (Bowman et al. 2016). With several latent layers the
-dimensions of every layer follow each other in ``latent_sizes`` order, as in ``evaluate``.
+collapsed onto the prior there (Bowman et al. 2016). With several latent layers (a
+hierarchy) each layer is reported on its own as well: KL_i of z1 is KL(q(z1_i|.) ||
+p(z1_i|z2)) at the monitor's draw, as ``latent_diagnostics`` gives it.
 
 Each epoch it then
-- adds ``active_units`` to the epoch's logs, for the callbacks after it (``kvae fit``'s epoch
-  line: "active units 17/50"; Keras' ``History``);
+- adds ``active_units`` (and for a hierarchy ``active_units_z1``, ``active_units_z2``, ...)
+  to the epoch's logs, for the callbacks after it (``kvae fit``'s epoch line: "active units
+  17/50", or "active units z1 5/8, z2 2/4"; Keras' ``History``);
 - with ``log_dir``, writes to TensorBoard (``tensorboard_writer``, in ``log_dir/latent``):
   the KL per dimension, its sum and the active units, a grid of means of p(x|z) for draws
   z ~ p(z) from the same seed every epoch (so that epochs compare), and the first fixed
   images above their reconstructions;
 - with ``history_file``, rewrites a CSV (``runs.LATENT_HISTORY`` in a run folder) with one
-  row per epoch: ``epoch, active_units, kl_dim_0, ..., kl_dim_{d-1}``, atomically, each epoch
-  once across resumes (``HistoryWriter``'s rules).
+  row per epoch: ``epoch, active_units, kl_dim_0, ..., kl_dim_{d-1}`` (per layer for a
+  hierarchy: ``latent_history`` owns the columns), atomically, each epoch once across
+  resumes (``HistoryWriter``'s rules).
 
 In your own training (``model`` is a ``kv.VAE`` or any model of the protocol)::
 
@@ -43,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import distribute, evaluation, figures
+from keras_vae import distribute, evaluation, figures, latent_history
 from keras_vae.callbacks.history_writer import HistoryWriter
 from keras_vae.callbacks.tensorboard_writer import LatentSummaries
 from keras_vae.errors import DataError
@@ -84,6 +87,7 @@ class LatentMonitor(keras.callbacks.Callback):
         self.num_reconstructions = num_reconstructions
         self.seed = seed
         self.last = None  # (KL per dimension [d], active units) of the last epoch
+        self.last_layers = None  # {layer name: (KL per dimension, active units)}, the same
         self._summaries = None
         self._diagnose = None
         self._is_chief = True
@@ -108,11 +112,17 @@ class LatentMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self._is_chief:
             return
-        kl_per_dimension, mean_variance = self.diagnostics()
-        active = evaluation.active_units(mean_variance)
+        layers = {name: (kl, evaluation.active_units(variance))
+                  for name, (kl, variance) in self.layer_diagnostics().items()}
+        kl_per_dimension = np.concatenate([kl for kl, _ in layers.values()])
+        active = sum(units for _, units in layers.values())
         self.last = (kl_per_dimension, active)
+        self.last_layers = layers
         if logs is not None:
             logs["active_units"] = active
+            if len(layers) > 1:  # "active units z1 5/8, z2 2/4" (EpochProgress)
+                logs.update({f"active_units_{name}": units
+                             for name, (_, units) in layers.items()})
         if self._summaries is not None:
             pictures = {}
             if len(self.model.image_shape) == 3:  # flat vectors (tabular data) have no picture
@@ -120,12 +130,12 @@ class LatentMonitor(keras.callbacks.Callback):
                     samples=figures.sample_grid(self.model, self.num_samples, self.seed),
                     reconstructions=figures.reconstruction_grid(
                         self.model, self.images[:self.num_reconstructions]))
-            self._summaries.write(epoch, kl_per_dimension, active, **pictures)
+            self._summaries.write(epoch, kl_per_dimension, active, layers=layers, **pictures)
         if self.history is not None:
             # An epoch trained again (a fit resumed without ``initial_epoch``, a new fit into
             # the same file) replaces the rows from it on.
             self.history.rows = [row for row in self.history.rows if int(row["epoch"]) < epoch]
-            self.history.on_epoch_end(epoch, history_row(kl_per_dimension, active))
+            self.history.on_epoch_end(epoch, latent_history.history_row(layers))
 
     def on_train_end(self, logs=None):
         if self._summaries is not None:
@@ -133,34 +143,43 @@ class LatentMonitor(keras.callbacks.Callback):
 
     def diagnostics(self):
         """(KL per dimension [d], Var_x of each posterior mean [d]) on the fixed images, float64
-        numpy: the figures of this epoch's weights."""
+        numpy, every layer's dimensions in ``latent_sizes`` order: the figures of this epoch's
+        weights."""
+        layers = self.layer_diagnostics().values()
+        return tuple(np.concatenate(column) for column in zip(*layers))
+
+    def layer_diagnostics(self):
+        """{layer name: (KL per dimension [size], Var_x of each posterior mean [size])} on the
+        fixed images, float64 numpy, in ``latent_sizes`` order."""
         diagnose = self._diagnose or _compiled_diagnostics(self.model, self.images.shape[1:])
-        kl_sums, means = 0.0, []
+        kl_sums, means = {}, {}
         for start in range(0, len(self.images), BATCH_SIZE):
-            kl_sum, mean = diagnose(tf.constant(self.images[start:start + BATCH_SIZE]))
-            kl_sums += kl_sum.numpy().astype(np.float64)
-            means.append(mean.numpy())
-        means = np.concatenate(means).astype(np.float64)
-        return kl_sums / len(self.images), means.var(axis=0)
+            batch = diagnose(tf.constant(self.images[start:start + BATCH_SIZE]))
+            for name, (kl_sum, mean) in batch.items():
+                kl_sums[name] = kl_sums.get(name, 0.0) + kl_sum.numpy().astype(np.float64)
+                means.setdefault(name, []).append(mean.numpy())
+        order = [name for name in self.model.latent_sizes if name in kl_sums] or kl_sums
+        return {name: (kl_sums[name] / len(self.images),
+                       np.concatenate(means[name]).astype(np.float64).var(axis=0))
+                for name in order}
 
 
 def history_row(kl_per_dimension, active_units):
-    """The latent-history columns after ``epoch``: active_units, kl_dim_0 ... kl_dim_{d-1}."""
-    return {"active_units": active_units,
-            **{f"kl_dim_{i}": float(kl) for i, kl in enumerate(kl_per_dimension)}}
+    """The latent-history columns after ``epoch`` of a one-layer model: active_units,
+    kl_dim_0 ... kl_dim_{d-1} (``latent_history.history_row``, which also takes layers)."""
+    return latent_history.history_row({"z": (kl_per_dimension, active_units)})
 
 
 def _compiled_diagnostics(model, image_shape):
-    """One compiled function x -> (sum over the batch of KL_i [d], E_q[z|x] [batch, d]), every
-    latent layer's dimensions in ``latent_sizes`` order; traced once for any batch size."""
+    """One compiled function x -> {layer name: (sum over the batch of KL_i [size], E_q[z|x]
+    [batch, size])}, in ``latent_sizes`` order; traced once for any batch size."""
     seed = tf.constant(DIAGNOSTICS_SEED, tf.int64)
 
     @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
     def diagnose(x):
-        layers = model.latent_diagnostics(x, seed=seed).values()
-        kl = tf.concat([tf.cast(layer.kl_per_dimension, tf.float32) for layer in layers], -1)
-        mean = tf.concat([tf.cast(layer.posterior_mean, tf.float32) for layer in layers], -1)
-        return tf.reduce_sum(kl, axis=0), mean
+        return {name: (tf.reduce_sum(tf.cast(layer.kl_per_dimension, tf.float32), axis=0),
+                       tf.cast(layer.posterior_mean, tf.float32))
+                for name, layer in model.latent_diagnostics(x, seed=seed).items()}
 
     return diagnose
 

@@ -197,6 +197,19 @@ class HierarchicalVAE(ELBOModel):
             z = z[next(iter(self.latent_sizes))]
         return self.decoder(tf.cast(z, self.compute_dtype), training=training)
 
+    def decode_layer(self, z, layer):
+        """p(x | z_layer) for a value z [batch, size] of ``layer``: going down, each layer
+        below at the mean of p(z_(i-1) | z_i) (no noise), then p(x | z1); the layers above do
+        not enter it. What a traversal or interpolation of a higher layer decodes."""
+        names = list(self.latent_sizes)
+        if layer not in names:
+            raise ValueError(f"The model has no latent layer {layer!r}; its layers: "
+                             f"{', '.join(names)}.")
+        z = tf.cast(z, self.compute_dtype)
+        for index in reversed(range(names.index(layer))):
+            z = self.down_steps[index](z).mean()
+        return self.decode(z)
+
     def reconstruct(self, x, training=None):
         """Mean of p(x | z1), z1 from the pass at the posterior mean of every layer given the
         means above (zero noise)."""
