@@ -15,6 +15,7 @@ Keras model; ``VAE.call`` returns tensors (reconstruction means) so ``predict`` 
 """
 
 import random
+from collections.abc import Mapping
 
 import keras
 import numpy as np
@@ -27,7 +28,7 @@ from keras_vae.config import (DEFAULT_LATENT_DIM, OBJECTIVES, check_free_bits_pr
                               check_latent_dim, check_objective)
 from keras_vae.elbo_model import ELBOModel
 from keras_vae.errors import ConfigError
-from keras_vae.layers import GaussianEncoder
+from keras_vae.layers import GaussianEncoder, positive_scale, stable_softplus
 from keras_vae.protocol import LayerDiagnostics
 
 from keras_vae import likelihoods  # noqa: E402
@@ -175,6 +176,18 @@ class VAE(ELBOModel):
         """z [n, latent_dim] ~ p(z) computed from ``noise`` ({name: [n, *shape]}, drawn as
         ``sampler_noise_spec`` says) with no random ops: what an exported sampler decodes."""
         return self.prior.sample_from_noise(noise, **self._prior_arguments())
+
+    decoder_layer = "z"  # the export members of the model protocol (protocol.py)
+
+    def decoder_input(self, z):
+        """z [batch, latent_dim] itself, or the "z" of a {layer name: tensor} draw."""
+        return z[self.decoder_layer] if isinstance(z, Mapping) else z
+
+    def layer_posterior_parameters(self, x):
+        """{"z": (loc, scale)} of q(z|x), float32 [batch, latent_dim]; the scale's softplus is
+        the formula TFLite lowers without overflow (``layers.stable_softplus``, trap 8)."""
+        loc, raw_scale = self.encoder.posterior_parameters(self._as_input(x))
+        return {"z": (loc, positive_scale(raw_scale, softplus=stable_softplus))}
 
     def _resolve_prior(self, prior):
         """The prior layer: ``prior`` itself, or the one its name (or None: "standard")

@@ -76,9 +76,29 @@ Which path uses what:
 - ``evaluation.log_likelihood`` uses only ``log_importance_weights``; ``evaluation.evaluate``
   adds ``elbo_terms(x, seed)`` (the reported ELBO, rate and distortion, analytic KL as in
   training) and ``latent_diagnostics`` (KL per dimension and active units, per layer).
-- Pictures and the CLI use ``sample``, ``reconstruct``, ``latent_diagnostics`` (the posterior
-  means of a layer) and ``decode_layer`` (else ``decode``); export is
-  written for the one-layer ``VAE`` (its networks and heads) and is not part of this protocol.
+- Pictures and the CLI use ``encode``, ``sample``, ``reconstruct``, ``latent_diagnostics`` (the
+  posterior means of a layer) and ``decode_layer`` (else ``decode``).
+- Export (``keras_vae.export``) asks ``sampler_noise_spec``, ``latent_from_noise``,
+  ``prior_distribution``, ``latent_sizes`` and three export members, which a model that is
+  evaluated but never exported may leave out (they are not checked by ``isinstance``):
+
+    decoder_layer         -> the name of the latent layer p(x|z) reads, a key of latent_sizes
+                             ("z"; "z1" for a hierarchy): an exported decoder's input
+    decoder_input(z)      -> that layer's tensor [batch, size] from a latent draw (a tensor
+                             for one layer, or {layer name: tensor} / a named tuple, as
+                             ``encode``, ``prior_distribution`` and ``latent_from_noise`` give)
+    layer_posterior_parameters(x)
+                          -> {layer name: (loc, scale)} float32 [batch, size]: each layer's
+                             Gaussian q with the layers it is conditioned on at their own
+                             posterior means (the zero-noise pass ``reconstruct`` decodes):
+                             q(z|x) itself for one layer; q(zL|x), q(z(L-1)|zL = mean, x), ...
+                             top-down; q(z1|x), q(z2|z1 = mean), ... bottom-up. Only the
+                             first layer inferred is a marginal of q(z|x); the others are
+                             conditionals at the means.
+
+  With several layers each sampler noise input is named after the layer it draws ("z1_noise",
+  "z2_noise", "z2_component_noise"); the likelihood head (``model.decoder``: export_outputs,
+  output_meanings, ...) and ``model.prior`` (the top layer's prior) are read as layers.
 
 This module has no TensorFlow import: checking a model against the protocol
 (``isinstance(model, LatentVariableModel)``, which checks the names only) costs nothing.

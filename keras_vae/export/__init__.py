@@ -1,4 +1,5 @@
-"""Export a trained VAE for TensorFlow serving (SavedModel) and for phones (TFLite / LiteRT).
+"""Export a trained VAE (one layer or a hierarchy) for TensorFlow serving (SavedModel) and for
+phones (TFLite / LiteRT).
 
 One module per job:
 
@@ -13,9 +14,12 @@ One module per job:
     metadata.py      metadata.json of a TFLite export
     folders.py       where exports go, which folders --overwrite may replace
 
-The sampler asks the model only (``sampler_noise_spec``, ``latent_from_noise`` of the model
-protocol): it takes the noise a draw of z needs as inputs, so it works for every prior and
-holds no random ops.
+Every file asks the model only (the model protocol, ``keras_vae/protocol.py``, and its export
+members ``decoder_layer``, ``decoder_input``, ``layer_posterior_parameters``), so the one-layer
+VAE and a hierarchy (z1 .. zL) export through the same code: the decoder reads the model's
+``decoder_layer`` (z1 of a hierarchy), the encoder gives every layer's posterior parameters,
+and the sampler takes the noise a draw of every layer needs as inputs (``sampler_noise_spec``,
+``latent_from_noise``), so it works for every prior and holds no random ops.
 
 Every export is written to a temporary folder, checked, and moved into place (atomically)
 only if the checks pass: the file size against the parameter count (a converter that loses

@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.errors import ExportError
-from keras_vae.export.outputs import decoder_outputs
+from keras_vae.export.outputs import (decoder_outputs, latent_outputs,
+                                      missing_export_members, posterior_output_names)
 from keras_vae.priors import draw_noise
 
 # Largest allowed |TFLite - Keras| on the same inputs; the int8 variants are only reported
@@ -38,26 +39,37 @@ NUM_CHECK_EXAMPLES = 64  # inputs of the parity check; batch 1 is its first row
 # The inputs of each exported signature: which entry of ``check_inputs`` feeds it.
 SIGNATURE_INPUTS = {"decode": "z", "serving_default": "z", "encode": "x", "reconstruct": "x",
                     "sample_from_noise": "noise"}
+SAMPLE_CHECK = {"num": 8, "seed": 3}  # the draw the ``sample`` signature is checked on
 
 
 def check_inputs(model, num_examples=NUM_CHECK_EXAMPLES, seed=0):
-    """Inputs for parity checks and int8 calibration: z ~ p(z), x drawn from the decoder
-    at those z, prepared as the likelihood's data are (binarised for a Bernoulli model), and
-    the sampler's noise.
+    """Inputs for parity checks and int8 calibration: z ~ p(z) (the decoder's layer of a
+    draw), x drawn from the decoder at those z, prepared as the likelihood's data are
+    (binarised for a Bernoulli model), and the sampler's noise.
 
-    Returns {"z": [num_examples, latent_dim], "x": [num_examples, *image_shape],
-    "noise": {name: [num_examples, *shape]}} float32 numpy arrays, the same for the same seed.
+    Returns {"z": [num_examples, size], "z_name": the decoder's layer, "x": [num_examples,
+    *image_shape], "noise": {name: [num_examples, *shape]}}: float32 numpy arrays, the same
+    for the same seed. ExportError when the model lacks an export member (protocol.py).
     """
-    z = model.prior_distribution().sample(num_examples, seed=tf.constant([seed, 1], tf.int32))
+    missing = missing_export_members(model)
+    if missing:
+        raise ExportError(f"{type(model).__name__} cannot be exported: it lacks "
+                          f"{', '.join(missing)} (the export members of the model protocol, "
+                          f"keras_vae/protocol.py).")
+    latent = model.prior_distribution().sample(num_examples,
+                                               seed=tf.constant([seed, 1], tf.int32))
+    z = model.decoder_input(latent)
     x = model.decoder.draw_data(decoder_outputs(model, z)["mean"], [seed, 2])
     noise = draw_noise(model.sampler_noise_spec(), num_examples, seed=seed)
-    return {"z": z.numpy(), "x": x.numpy(), "noise": noise}
+    return {"z": np.asarray(z), "z_name": model.decoder_layer, "x": x.numpy(), "noise": noise}
 
 
 def signature_feed(signature, inputs):
     """{input name: array}: what ``signature`` takes from ``inputs`` (``check_inputs``)."""
     key = SIGNATURE_INPUTS[signature]
-    return dict(inputs[key]) if key == "noise" else {key: inputs[key]}
+    if key == "noise":
+        return dict(inputs["noise"])
+    return {inputs["z_name"]: inputs["z"]} if key == "z" else {"x": inputs["x"]}
 
 
 def max_abs_difference(outputs, reference):
@@ -73,20 +85,31 @@ def max_abs_difference(outputs, reference):
 
 def keras_reference(model, signature, feed):
     """What the Keras model's own methods give for ``signature`` ("decode", "encode",
-    "reconstruct" or "sample_from_noise") on ``feed`` ({input name: array}), under the names
-    the exports use: numpy arrays."""
+    "reconstruct", "sample_from_noise" or "sample") on ``feed`` ({input name: array}), under
+    the names the exports use: numpy arrays."""
     if signature in ("decode", "serving_default"):
-        outputs = model.decoder.reference_outputs(model.decode(feed["z"]))
+        outputs = model.decoder.reference_outputs(model.decode(feed[model.decoder_layer]))
     elif signature == "encode":
-        posterior = model.encode(feed["x"])
-        outputs = {"loc": posterior.mean(), "scale": posterior.stddev()}
+        outputs = {}
+        parameters = model.layer_posterior_parameters(feed["x"])
+        for name, (loc_name, scale_name) in posterior_output_names(model).items():
+            outputs[loc_name], outputs[scale_name] = parameters[name]
     elif signature == "reconstruct":
-        # the head's exported mean at z = E_q[z] (levels heads export E[x] / (L - 1))
-        decoded = model.decode(model.encode(feed["x"]).mean())
+        # the head's exported mean at each layer's posterior loc (levels heads export
+        # E[x] / (L - 1)); for one layer z = E_q[z]
+        locs = {name: loc for name, (loc, _) in
+                model.layer_posterior_parameters(feed["x"]).items()}
+        decoded = model.decode(model.decoder_input(locs))
         outputs = {"mean": model.decoder.reference_outputs(decoded)["mean"]}
+    elif signature == "sample":
+        latent = model.prior_distribution().sample(
+            feed["num"], seed=tf.constant([feed["seed"], 0], tf.int32))
+        outputs = {"x": model.decoder.reference_outputs(
+            model.decode(model.decoder_input(latent)))["mean"]}
     else:
-        z = model.latent_from_noise(feed)
-        outputs = {**model.decoder.reference_outputs(model.decode(z)), "z": z}
+        latent = model.latent_from_noise(feed)
+        outputs = {**model.decoder.reference_outputs(model.decode(model.decoder_input(latent))),
+                   **latent_outputs(model, latent)}
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 

@@ -1,20 +1,32 @@
 """SavedModel export: one folder that plain ``tf.saved_model.load`` reads in a process that
 has never imported keras_vae, for TensorFlow Serving.
 
-Signatures (x float32 [batch, *image_shape] in [0, 1], z float32 [batch, latent_dim], num and
-seed int32 scalars, the noise inputs float32 [batch, *shape] as ``model.sampler_noise_spec()``
-says, e.g. z_noise [batch, latent_dim] ~ N(0, I)):
+Signatures (x float32 [batch, *image_shape] in [0, 1]; z float32 [batch, size], the layer the
+decoder reads, named ``model.decoder_layer``: "z" for the one-layer VAE, "z1" for a hierarchy
+z1 .. zL; num and seed int32 scalars; the noise inputs float32 [batch, *shape] as
+``model.sampler_noise_spec()`` says, e.g. z_noise [batch, latent_dim] ~ N(0, I), or
+z1_noise, ..., zL_noise and the top prior's other inputs for a hierarchy):
 
-    encode(x) -> loc, scale          parameters of q(z|x) = N(loc, diag(scale^2))
+    encode(x) -> loc, scale          one layer: parameters of q(z|x) = N(loc, diag(scale^2));
+              -> z1_loc, z1_scale, .., zL_loc, zL_scale
+                                     a hierarchy: each layer's Gaussian q with the layers it
+                                     is conditioned on at their posterior means (protocol's
+                                     ``layer_posterior_parameters``): top-down q(zL|x), then
+                                     q(z_i|z_(i+1) = its loc, x) going down; bottom-up q(z1|x),
+                                     then q(z_(i+1)|z_i = its loc). Only the first layer
+                                     inferred is a marginal of q(z|x).
     decode(z) -> mean, ...           the likelihood head's export outputs: Bernoulli
                                      mean + logits, Normal mean + scale
-    reconstruct(x) -> mean           decoded mean at z = loc
-    sample(num, seed) -> x           decoded means of ``num`` draws z ~ p(z), as VAE.sample:
-                                     drawn through the prior's own distribution with
-                                     stateless random ops, so the same images
-    sample_from_noise(noise...) -> mean, ..., z
-                                     the decoder's outputs at z = model.latent_from_noise(
-                                     noise), and z: what sampler.tflite computes
+    reconstruct(x) -> mean           decoded mean at every layer's loc above (as
+                                     model.reconstruct)
+    sample(num, seed) -> x           decoded means of ``num`` draws of
+                                     model.prior_distribution() from the stateless seed
+                                     [seed, 0]: the same images as VAE.sample(num, seed); a
+                                     hierarchy's joint prior splits its seed its own way
+    sample_from_noise(noise...) -> mean, ..., z (or z1, .., zL)
+                                     the decoder's outputs at the draw
+                                     model.latent_from_noise(noise), and every layer of that
+                                     draw: what sampler.tflite computes
     serving_default                  = decode
 """
 
@@ -24,27 +36,27 @@ import tensorflow as tf
 from keras_vae.errors import ExportError
 from keras_vae.export.folders import check_replaceable
 from keras_vae.export.outputs import (decoder_outputs, encoder_outputs, input_specs,
-                                      noise_specs, sampler_outputs)
-from keras_vae.export.parity import (PARITY_TOLERANCE, check_inputs, keras_reference,
-                                     max_abs_difference, parity, signature_feed)
+                                      noise_specs, prior_sample_outputs, reconstruct_outputs,
+                                      sampler_outputs)
+from keras_vae.export.parity import (PARITY_TOLERANCE, SAMPLE_CHECK, check_inputs,
+                                     keras_reference, max_abs_difference, parity,
+                                     signature_feed)
 from keras_vae.files import staged_directory
 
 
 def saved_model_endpoints(model):
     """{signature name: (function, input specs)}; the first one also serves as default."""
     def decode(z):
-        return decoder_outputs(model, z)
+        return decoder_outputs(model, z[model.decoder_layer])
 
     def encode(x):
         return encoder_outputs(model, x)
 
     def reconstruct(x):
-        return {"mean": decoder_outputs(model, encoder_outputs(model, x)["loc"])["mean"]}
+        return reconstruct_outputs(model, x)
 
     def sample(num, seed):
-        # The same draw as VAE.sample(num, seed): z ~ p(z) from the stateless seed [seed, 0].
-        z = model.prior_distribution().sample(num, seed=tf.stack([seed, 0]))
-        return {"x": decoder_outputs(model, z)["mean"]}
+        return prior_sample_outputs(model, num, seed)
 
     def sample_from_noise(noise):
         return sampler_outputs(model, noise)
@@ -89,12 +101,14 @@ def export_saved_model(model, directory, overwrite=False, replace_protected=Fals
                     **{name: tf.constant(value) for name, value in rows.items()}).items()},
                 keras_reference(model, signature, feed), feed, tolerance,
                 f"The SavedModel signature {signature}")
-        sampled = loaded.signatures["sample"](num=tf.constant(8), seed=tf.constant(3))["x"]
+        sampled = loaded.signatures["sample"](
+            **{name: tf.constant(value) for name, value in SAMPLE_CHECK.items()})["x"]
         report["sample"] = {"batch_8": max_abs_difference(
-            {"x": sampled.numpy()}, {"x": model.sample(8, seed=3).numpy()})}
+            {"x": sampled.numpy()}, keras_reference(model, "sample", SAMPLE_CHECK))}
         if not report["sample"]["batch_8"] <= tolerance:
-            raise ExportError(f"The SavedModel signature sample differs from VAE.sample by "
-                              f"{report['sample']['batch_8']:.3g}; it was not written.")
+            raise ExportError(f"The SavedModel signature sample differs from the model's "
+                              f"decoded prior draws by {report['sample']['batch_8']:.3g}; it "
+                              f"was not written.")
         del loaded
     return {"directory": str(directory), "signatures": list(report),
             "max_abs_difference": report}

@@ -1,12 +1,15 @@
 """TFLite export for phones, and the LiteRT runtime that checks it.
 
-One folder per quantisation with ``decoder.tflite`` (signature ``decode``: z -> mean),
-``encoder.tflite`` (``encode``: x -> loc, scale), ``sampler.tflite`` (``sample_from_noise``:
-the prior's noise inputs -> mean) and ``metadata.json`` (``metadata.py``).
-The files take z, or the noise a draw of z needs (``model.sampler_noise_spec()``), as inputs
-and return means, so they hold no random ops and no Flex ops (DESIGN.md trap 8): an app
-draws the noise itself (standard Normal or uniform numbers, as metadata.json says) and the
-sampler turns it into z ~ p(z) for any prior (``model.latent_from_noise``) and decodes it.
+One folder per quantisation with ``decoder.tflite`` (signature ``decode``: z -> mean; a
+hierarchy's decoder takes z1, the layer next to the data), ``encoder.tflite`` (``encode``:
+x -> loc, scale; a hierarchy's z1_loc, z1_scale, ... as the SavedModel's encode),
+``sampler.tflite`` (``sample_from_noise``: the noise of every layer -> mean) and
+``metadata.json`` (``metadata.py``).
+The files take z, or the noise a draw of the latents needs (``model.sampler_noise_spec()``),
+as inputs and return means, so they hold no random ops and no Flex ops (DESIGN.md trap 8): an
+app draws the noise itself (standard Normal or uniform numbers, as metadata.json says) and
+the sampler turns it into z ~ p(z) for any prior and any number of layers
+(``model.latent_from_noise``) and decodes it.
 Inputs and outputs stay float32 under every quantisation. LiteRT's ``ai_edge_litert``
 interpreter runs them (``tf.lite.Interpreter`` is deprecated, trap 9).
 """
@@ -64,7 +67,7 @@ def runner_ops(content):
 def tflite_endpoints(model):
     """The functions the .tflite files hold: {file stem: (signature, function, input specs)}."""
     def decode(z):
-        return {"mean": decoder_outputs(model, z)["mean"]}
+        return {"mean": decoder_outputs(model, z[model.decoder_layer])["mean"]}
 
     def encode(x):
         return encoder_outputs(model, x)

@@ -191,11 +191,26 @@ class HierarchicalVAE(ELBOModel):
     def decode(self, z, training=None):
         """p(x | z1): a ``tfd.Distribution`` with event shape input_shape; z is a draw of
         ``encode``/``prior_distribution`` (named tuple or dict) or z1 itself [batch, size]."""
+        return self.decoder(tf.cast(self.decoder_input(z), self.compute_dtype),
+                            training=training)
+
+    @property
+    def decoder_layer(self):
+        """"z1": the layer p(x | z1) reads (an export member of the model protocol)."""
+        return next(iter(self.latent_sizes))
+
+    def decoder_input(self, z):
+        """z1 [batch, size] of a draw (named tuple or dict of layers), or z1 itself."""
         if hasattr(z, "_asdict"):
             z = z._asdict()
-        if isinstance(z, dict):
-            z = z[next(iter(self.latent_sizes))]
-        return self.decoder(tf.cast(z, self.compute_dtype), training=training)
+        return z[self.decoder_layer] if isinstance(z, dict) else z
+
+    def layer_posterior_parameters(self, x):
+        """{name: (loc, scale)} float32 [batch, size] of each layer's q given the posterior
+        means of the layers it is conditioned on (the pass ``reconstruct`` decodes)."""
+        return {layer.name: tuple(tf.broadcast_to(value, tf.shape(layer.z))[0] for value in
+                                  (layer.posterior.mean(), layer.posterior.stddev()))
+                for layer in self._posterior_means(x)}
 
     def decode_layer(self, z, layer):
         """p(x | z_layer) for a value z [batch, size] of ``layer``: going down, each layer
