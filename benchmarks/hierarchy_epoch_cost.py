@@ -95,8 +95,8 @@ def main():
             times[name].append(timed_steps(model, batches, args.steps))
 
     print(f"{args.rounds} rounds of {args.steps} steps, medians")
-    print("| configuration | preset | objective, K | batch | trainable parameters | CPU ms per step | "
-          "wall ms per step | CPU s per epoch | CPU h for 121 epochs |")
+    print("| configuration | preset | objective, K | batch | trainable parameters | "
+          "CPU ms per step | wall ms per step | CPU s per epoch | CPU h for 121 epochs |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     rows = {}
     for name, (config, model, _) in built.items():
