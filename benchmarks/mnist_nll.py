@@ -36,10 +36,10 @@ from keras_vae import lifecycle, presets, runs, train
 from keras_vae.errors import KerasVAEError
 from keras_vae.files import write_json_atomically
 
-from priors_mnist import EpochTimes
+from priors_mnist import TIMES, EpochTimes
 
 # Burda et al. 2016, table 1, MNIST, test log p(x) at K=5000 after stages 0..7: (preset,
-# objective, k) -> nats. Two-layer IWAE k=5: read from the paper's table, see RESULTS.md.
+# objective, k) -> nats (two layers: 784-200-200-100 and 100-100-50, their code).
 PAPER = {("burda-mnist", "elbo", 1): -86.76, ("burda-mnist", "iwae", 5): -85.54,
          ("burda-mnist", "iwae", 50): -84.78,
          ("burda-mnist-2layer", "elbo", 1): -85.33, ("burda-mnist-2layer", "iwae", 5): -83.89,
@@ -129,9 +129,13 @@ def main():
 
     # Exactly `kvae evaluate OUTPUT --iw-samples K`: writes metrics.json and per_example.csv,
     # and continues an interrupted estimate (most of an hour at K = 5000).
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     metrics, _ = runs.evaluate_run(runs.load_run(output), iw_samples=args.eval_samples)
     evaluate_seconds = time.perf_counter() - start
+    evaluate_cpu_seconds = time.process_time() - start_cpu
+    times = output.parent / TIMES
+    train_wall_cpu = (json.loads(times.read_text()).get(f"{output.name}/train")
+                      if times.exists() else None)
     paper = paper_figure(args.preset, args.objective, args.iw_samples, model_options)
     result = {
         "preset": args.preset, **{name: getattr(config, name) for name in MODEL_OPTIONS},
@@ -142,6 +146,9 @@ def main():
         "eval_samples": args.eval_samples, "active_units": metrics["active_units"],
         "kl": metrics["kl"], "paper_log_likelihood": paper,
         "train_seconds_this_call": train_seconds, "evaluate_seconds": evaluate_seconds,
+        "evaluate_cpu_seconds_this_call": evaluate_cpu_seconds,
+        # every epoch's, summed over interruptions (None: trained before times.json existed)
+        "train_epochs_wall_cpu_seconds": train_wall_cpu,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     write_json_atomically(output / "benchmark.json", result)
