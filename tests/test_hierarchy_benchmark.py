@@ -15,6 +15,7 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 HIERARCHY_PRESETS = ("burda-mnist-2layer", "ladder-mnist", "ladder-conv-mnist")
 MODEL_FIELDS = {"model", "merge", "architecture", "latent_dim", "latent_dims", "hidden_units",
                 "latent_hidden_units", "activation"}
+WARMUP_FIELDS = {"kl_warmup", "kl_warmup_length"}  # the ladders warm up (presets.LADDER_WARMUP)
 
 
 @pytest.fixture
@@ -28,9 +29,12 @@ def test_hierarchy_presets_train_on_the_burda_recipe():
     burda = presets.train_config("burda-mnist")
     for name in HIERARCHY_PRESETS:
         config = presets.train_config(name)
-        recipe = {key: value for key, value in vars(config).items() if key not in MODEL_FIELDS}
+        own = MODEL_FIELDS | WARMUP_FIELDS
+        recipe = {key: value for key, value in vars(config).items() if key not in own}
         assert recipe == {key: value for key, value in vars(burda).items()
-                          if key not in MODEL_FIELDS}, name
+                          if key not in own}, name
+        warmup = (config.kl_warmup, config.kl_warmup_length)
+        assert warmup == (("linear", 4) if config.model == "ladder" else ("none", 10)), name
         assert config.epochs == 121 and config.model != "vae", name
 
 
@@ -52,10 +56,11 @@ def test_the_two_layer_preset_is_burda_et_al_s_architecture():
     assert sum(int(weight.numpy().size) for weight in model.trainable_weights) == expected
 
 
-def test_the_ladder_preset_differs_from_the_two_layer_one_in_inference_alone():
+def test_the_ladder_preset_differs_from_the_two_layer_one_in_inference_and_warm_up():
     two_layer = vars(presets.train_config("burda-mnist-2layer"))
     ladder = vars(presets.train_config("ladder-mnist"))
-    assert {key for key in two_layer if two_layer[key] != ladder[key]} == {"model"}
+    assert {key for key in two_layer if two_layer[key] != ladder[key]} == {"model",
+                                                                           *WARMUP_FIELDS}
     assert ladder["model"] == "ladder" and ladder["merge"] == "precision"
 
 
