@@ -3,9 +3,9 @@
 Each configuration is a preset (keras_vae/presets.py) with its objective: the one-layer VAE
 (``burda-mnist``) and the two-layer VAE of Burda et al. 2016 (``burda-mnist-2layer``), each
 trained with the ELBO and with the IWAE bound at k = 5 and 50, the ladder (``ladder-mnist``)
-and the convolutional ladder (``ladder-conv-mnist``). The model and its compile call are exactly those
-of ``kvae fit`` (``train.build_model``); the data are random binary 28x28 images held in
-memory, so the input pipeline costs nothing and the figure is the model's.
+and the convolutional ladder (``ladder-conv-mnist``). The model and its compile call are
+exactly those of ``kvae fit`` (``train.build_model``); the data are random binary 28x28 images
+held in memory, so the input pipeline costs nothing and the figure is the model's.
 
     nice -n 19 python benchmarks/hierarchy_epoch_cost.py --steps 300 --rounds 3
 
