@@ -100,3 +100,17 @@ def test_mnist_nll_rejects_a_bad_model_combination_in_one_line(tmp_path):
     assert completed.stderr.strip().splitlines()[-1].endswith(
         "error: --merge applies to --model ladder only (hvae infers bottom-up).")
     assert not (tmp_path / "run").exists()
+
+
+def test_every_epoch_cost_configuration_is_a_valid_preset_run(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    epoch_cost = importlib.import_module("hierarchy_epoch_cost")
+    for name, (preset, overrides) in epoch_cost.CONFIGURATIONS.items():
+        assert "," not in name, name  # --configurations is a comma-separated list of names
+        config = presets.train_config(preset, **overrides)
+        assert config.epochs == epoch_cost.EPOCHS == presets.burda_epochs(5), name
+    # the six configurations, each once (VAE, hvae k=1, IWAE k=5 and 50, the ladders)
+    assert {(preset, overrides.get("iw_samples", 1))
+            for preset, overrides in epoch_cost.CONFIGURATIONS.values()} >= {
+        ("burda-mnist", 1), ("burda-mnist-2layer", 1), ("burda-mnist-2layer", 5),
+        ("burda-mnist-2layer", 50), ("ladder-mnist", 1), ("ladder-conv-mnist", 1)}
