@@ -35,6 +35,25 @@ def burda_epochs(stages):
     return (3 ** stages - 1) // 2
 
 
+# The recipe of Burda et al. (2016), whatever the model: dynamically binarised MNIST (all
+# 60,000 training images), batch 20, Adam (epsilon 1e-4), stage i of 3^i epochs at
+# 1e-3 * 10^(-i/7), stages 0..4 (121 epochs).
+BURDA_RECIPE = dict(dataset="mnist", likelihood="bernoulli", epochs=burda_epochs(5),
+                    batch_size=20, learning_rate=1e-3, learning_rate_schedule="burda",
+                    adam_epsilon=1e-4, validation_fraction=0.0,
+                    # 100 Adam steps per tf.function call: at batch 20 Python's per-step
+                    # overhead is otherwise most of the time (benchmarks/RESULTS.md).
+                    steps_per_execution=100)
+# Their two-stochastic-layer model (yburda/iwae, experiments.py, layers=2): z1 of 100 and z2
+# of 50; q: 784-200-200-z1, z1-100-100-z2; p: z2-100-100-z1, z1-200-200-784; tanh.
+BURDA_TWO_LAYERS = dict(architecture="mlp", latent_dims=(100, 50), hidden_units=(200, 200),
+                        latent_hidden_units=(100, 100), activation="tanh")
+# A ladder needs KL warm-up (Sønderby et al. 2016): without it both layers of ladder-mnist's
+# model collapsed (KL 0.0 nats after 1,200 steps at batch 100); a linear warm-up over the
+# first 1,200 steps kept z1 (benchmarks/RESULTS.md, issue 22). Here the first 4 epochs,
+# stages 0 and 1 (12,000 steps at batch 20): 3% of the 121.
+LADDER_WARMUP = dict(kl_warmup="linear", kl_warmup_length=4)
+
 PRESETS = {preset.name: preset for preset in (
     Preset(
         name="kvae-mnist",
@@ -50,16 +69,46 @@ PRESETS = {preset.name: preset for preset in (
                     "Adam (epsilon 1e-4) with stage i of 3^i epochs at 1e-3 * 10^(-i/7), "
                     "stages 0..4 (121 epochs). Test log p(x) at K=5000: -90.10 nats here; "
                     "-86.76 in the paper after 3,280 epochs.",
-        options=dict(dataset="mnist", likelihood="bernoulli", architecture="mlp",
-                     latent_dim=50, hidden_units=(200, 200), activation="tanh",
-                     epochs=burda_epochs(5), batch_size=20, learning_rate=1e-3,
-                     learning_rate_schedule="burda", adam_epsilon=1e-4,
-                     validation_fraction=0.0,
-                     # 100 Adam steps per tf.function call: at batch 20 Python's per-step
-                     # overhead is otherwise most of the time (benchmarks/RESULTS.md).
-                     steps_per_execution=100),
+        options=dict(architecture="mlp", latent_dim=50, hidden_units=(200, 200),
+                     activation="tanh", **BURDA_RECIPE),
         reference="Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
                   "2016, table 1"),
+    Preset(
+        name="burda-mnist-2layer",
+        description="The two-stochastic-layer VAE of Burda et al. (2016), inferred bottom-up, "
+                    "q(z1|x) q(z2|z1): z1 of 100 and z2 of 50, 784-200-200 tanh MLPs next to "
+                    "the data and 100-100 between the layers, on the burda-mnist recipe "
+                    "(batch 20, Adam epsilon 1e-4, stages 0..4: 121 epochs). The paper's test "
+                    "log p(x) at K=5000 after 3,280 epochs: -85.33 nats (IWAE k=50: -82.90).",
+        options=dict(model="hvae", **BURDA_TWO_LAYERS, **BURDA_RECIPE),
+        reference="Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders, ICLR "
+                  "2016, table 1; sizes from their code, yburda/iwae experiments.py"),
+    Preset(
+        name="ladder-mnist",
+        description="burda-mnist-2layer's layers and recipe inferred top-down, as a Ladder "
+                    "VAE: each layer's posterior is the precision-weighted merge of a "
+                    "bottom-up Gaussian with the top-down prior p(z1|z2). Differs from "
+                    "burda-mnist-2layer in the inference and a linear KL warm-up over the "
+                    "first 4 epochs (without it the ladder's layers collapse).",
+        options=dict(model="ladder", merge="precision", **BURDA_TWO_LAYERS, **LADDER_WARMUP,
+                     **BURDA_RECIPE),
+        reference="Sønderby, Raiko, Maaløe, Sønderby & Winther, Ladder Variational "
+                  "Autoencoders, NeurIPS 2016"),
+    Preset(
+        name="ladder-conv-mnist",
+        description="A convHVAE-like ladder: two stride-2 convolutions (32 and 64 filters, "
+                    "tanh) next to the data both ways, z1 and z2 of 40 as in Tomczak & "
+                    "Welling's (convolutional) HVAE, 100-100 MLPs between the layers, "
+                    "precision merge, KL warm-up over 4 epochs, on the burda-mnist recipe "
+                    "(121 epochs). Their convHVAE "
+                    "(gated convolutions, 100 epochs of KL warm-up, early stopping) reaches "
+                    "-82.41 nats with the standard prior.",
+        options=dict(model="ladder", merge="precision", architecture="conv",
+                     hidden_units=(32, 64), latent_dims=(40, 40),
+                     latent_hidden_units=(100, 100), activation="tanh", **LADDER_WARMUP,
+                     **BURDA_RECIPE),
+        reference="Tomczak & Welling, VAE with a VampPrior, AISTATS 2018, table 2 "
+                  "(convHVAE); Sønderby et al. 2016 (Ladder VAE)"),
 )}
 
 
