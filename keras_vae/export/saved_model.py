@@ -1,9 +1,11 @@
 """SavedModel export: one folder that plain ``tf.saved_model.load`` reads in a process that
 has never imported keras_vae, for TensorFlow Serving.
 
-Signatures (x float32 [batch, *image_shape] in [0, 1], z float32 [batch, latent_dim], num and
-seed int32 scalars, the noise inputs float32 [batch, *shape] as ``model.sampler_noise_spec()``
-says, e.g. z_noise [batch, latent_dim] ~ N(0, I)):
+Signatures (x float32 [batch, *image_shape]: the data as the likelihood head takes them,
+intensities in [0, 1] or, for a discrete head, the integer levels 0..255 as they are
+(``encoder_input_meaning``); z float32 [batch, latent_dim]; num and seed int32 scalars; the
+noise inputs float32 [batch, *shape] as ``model.sampler_noise_spec()`` says, e.g. z_noise
+[batch, latent_dim] ~ N(0, I)):
 
     encode(x) -> loc, scale          parameters of q(z|x) = N(loc, diag(scale^2))
     decode(z) -> mean, ...           the likelihood head's export outputs: Bernoulli
