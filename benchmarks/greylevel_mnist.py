@@ -31,9 +31,9 @@ import os
 import pathlib
 import platform
 
-from priors_mnist import EpochTimes, _add_time, _timed
+from priors_mnist import _add_time, _timed, train_to
 
-from keras_vae import evaluation, figures, lifecycle, runs, train
+from keras_vae import evaluation, figures, runs
 from keras_vae.binned_density import BinnedDensityModel
 from keras_vae.config import TrainConfig
 from keras_vae.files import write_json_atomically
@@ -61,15 +61,9 @@ def bits(nats):
 
 def train_all(args, output, names):
     for likelihood in names:
-        run = output / likelihood
-        config = greylevel_config(args.data_dir, likelihood, args.epochs, args.learning_rate,
-                                  args.seed)
-        complete = runs.is_run(run)
-        if complete and lifecycle.epochs_trained(run) >= config.epochs:
-            continue
-        resume = complete or runs.partial_dir(run).exists()
-        train.fit(config, run, resume=resume, verbose=2,
-                  callbacks=[EpochTimes(output, f"{likelihood}/train")])
+        train_to(output / likelihood, greylevel_config(
+            args.data_dir, likelihood, args.epochs, args.learning_rate, args.seed),
+            output, f"{likelihood}/train")
 
 
 def evaluate_one(args, output, likelihood):
