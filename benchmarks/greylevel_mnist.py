@@ -20,7 +20,7 @@ with the same draws: the column that compares with the discrete heads.
 
 Every run is a ``kvae fit`` run folder, OUTPUT/<likelihood>; the same command continues what
 was interrupted (training through ``--resume``, the K-sample estimates through their progress
-files) and skips what is done (OUTPUT/<likelihood>/benchmark.json for this K and budget).
+files) and skips what is done (OUTPUT/<likelihood>/benchmark-K<K>.json for this budget).
 Each run also gets reconstructions.png and samples.png. Prints a Markdown table.
 """
 
@@ -67,29 +67,33 @@ def train_all(args, output, names):
 
 
 def evaluate_one(args, output, likelihood):
-    """benchmark.json of one run: its figures at K = ``--eval-samples`` (done once)."""
+    """OUTPUT/<likelihood>/benchmark-K<K>.json: the run's figures at K = ``--eval-samples``
+    (done once per K and epoch budget; metrics.json holds the last evaluation's)."""
     run = output / likelihood
-    record = run / "benchmark.json"
+    record = run / f"benchmark-K{args.eval_samples}.json"
     if record.exists():
         result = json.loads(record.read_text())
-        if (result["eval_samples"], result["epochs"]) == (args.eval_samples, args.epochs):
+        if result["epochs"] == args.epochs:
             return result
     loaded = runs.load_run(run)
     figures.write_reconstructions(run, run / "reconstructions.png", 10)
     figures.write_samples(run, run / "samples.png", 64, seed=0)
     (metrics, _), wall, cpu = _timed(lambda: runs.evaluate_run(
         loaded, iw_samples=args.eval_samples))
-    times = _add_time(output, f"{likelihood}/evaluate", wall, cpu)
+    key = f"{likelihood}/%s-K{args.eval_samples}"  # OUTPUT/times.json, summed over restarts
+    times = _add_time(output, key % "evaluate", wall, cpu)
     binned = None
     if likelihood in CONTINUOUS:
         images, _, _ = runs.test_images(loaded)
         values, wall, cpu = _timed(lambda: evaluation.log_likelihood(
             BinnedDensityModel(loaded.model), images, num_samples=args.eval_samples, seed=0,
             progress_file=run / BINNED_PROGRESS))
-        times = _add_time(output, f"{likelihood}/evaluate_binned", wall, cpu)
+        times = _add_time(output, key % "evaluate_binned", wall, cpu)
         (run / BINNED_PROGRESS).unlink(missing_ok=True)
         binned = {"log_likelihood": float(values.mean()),
                   "log_likelihood_stderr": float(values.std(ddof=1) / math.sqrt(len(values)))}
+    parts = {"train": f"{likelihood}/train", "evaluate": key % "evaluate",
+             "evaluate_binned": key % "evaluate_binned"}
     result = {
         "likelihood": likelihood, "epochs": args.epochs, "eval_samples": args.eval_samples,
         "num_examples": metrics["num_examples"], "test_elbo": metrics["elbo"],
@@ -98,8 +102,7 @@ def evaluate_one(args, output, likelihood):
         "nll_bits_per_dim": metrics["nll_bits_per_dim"],
         "bits_per_dim_meaning": metrics.get("bits_per_dim_meaning"),
         "binned": binned, "active_units": metrics["active_units"],
-        "times": {key.split("/")[1]: value for key, value in times.items()
-                  if key.startswith(likelihood + "/")},
+        "times": {part: times[name] for part, name in parts.items() if name in times},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     write_json_atomically(record, result)
