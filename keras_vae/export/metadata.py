@@ -80,7 +80,7 @@ def meanings(model, part, standard_latent=True):
     if part == "sampler":
         return {**noise_meanings(model), **model.decoder.output_meanings()}
     x = model.decoder.encoder_input_meaning()
-    return {"x": {"range": x["range"], "meaning": f"image, {x['meaning']}"},
+    return {"x": {"range": x["range"], "meaning": x["meaning"]},
             "loc": {"range": None, "meaning": "posterior mean of z"},
             "scale": {"range": [0.0, None], "meaning": "posterior standard deviation of z"}}
 
@@ -129,7 +129,8 @@ def tflite_metadata(model, quantize, files, standard_latent):
         "likelihood": model.likelihood,
         "prior": prior_metadata(model, standard_latent),
         "preprocessing": {
-            "encoder_input": f"float32 [batch, *image_shape], {encoder_input['meaning']}"
+            "encoder_input": f"float32 [batch, *image_shape], "
+                             f"{encoder_input['preprocessing']}"
                              + (f"; {preparation}" if preparation else ""),
         },
         "parity_tolerance": PARITY_TOLERANCE.get(quantize),

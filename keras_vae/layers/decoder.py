@@ -128,9 +128,11 @@ class ImageDecoder(DistributionLayer):
         return binarize(intensities, seed)
 
     def encoder_input_meaning(self):
-        """{"range", "meaning"} of the encoder's input x as an export takes it (metadata.json):
-        the data this head is trained on. Every head but the levels ones: intensities."""
-        return {"range": [0.0, 1.0], "meaning": "pixel intensities in [0, 1] (uint8 / 255)"}
+        """The encoder's input x as an export takes it, for metadata.json: the data this head
+        is trained on (every head but the levels ones: intensities). {"range", "meaning"} of
+        the x tensor, and "preprocessing": how an app turns its pixels into x."""
+        return {"range": [0.0, 1.0], "meaning": "image, uint8 pixels / 255",
+                "preprocessing": "pixel intensities in [0, 1] (uint8 / 255)"}
 
     def display_intensities(self, x):
         """Data x on the scale of ``mean()``, the intensities in [0, 1] a picture shows, so

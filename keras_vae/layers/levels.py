@@ -57,8 +57,9 @@ class LevelsDecoder(ImageDecoder):
         (``encoder_input_scale``), in the Keras model and in every export."""
         top = self.num_levels - 1
         return {"range": [0.0, float(top)],
-                "meaning": f"integer levels 0..{top} as float32 (8-bit pixels as they are, "
-                           f"not divided by {top}: the encoder divides them itself)"}
+                "meaning": f"image, integer levels 0..{top} as float32 (not divided by {top})",
+                "preprocessing": f"integer levels 0..{top} (8-bit pixels as they are, not "
+                                 f"divided by {top}: the encoder divides them itself)"}
 
     def display_intensities(self, x):
         """x / (L - 1): levels as the intensities in [0, 1] that ``mean()`` gives."""
