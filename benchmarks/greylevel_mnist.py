@@ -90,6 +90,9 @@ def evaluate_one(args, output, likelihood):
             progress_file=run / BINNED_PROGRESS))
         times = _add_time(output, key % "evaluate_binned", wall, cpu)
         (run / BINNED_PROGRESS).unlink(missing_ok=True)
+        if not all(map(math.isfinite, values)):  # a mass is at most 1: never record garbage
+            raise SystemExit(f"{likelihood}: {sum(not math.isfinite(v) for v in values)} "
+                             f"binned estimates are not finite.")
         binned = {"log_likelihood": float(values.mean()),
                   "log_likelihood_stderr": float(values.std(ddof=1) / math.sqrt(len(values)))}
     parts = {"train": f"{likelihood}/train", "evaluate": key % "evaluate",

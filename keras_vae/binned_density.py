@@ -24,6 +24,7 @@ In closed form, in log space with no cancellation (float64):
     CB(logit l):    density l e^{lx} / (e^l - 1) on [0, 1]; with m = |l|, w = b - a and
                     u = a (l >= 0) or 1 - b (l < 0):
                     log P = m (u - 1) + log(expm1(m w)) - log(-expm1(-m))   (-> log w at l = 0)
+                          = m (u + w - 1) + log(-expm1(-m w)) - log(-expm1(-m))  (no overflow)
 """
 
 import tensorflow as tf
@@ -65,9 +66,11 @@ def continuous_bernoulli_log_bin_mass(x, logits, num_levels=EIGHT_BIT_LEVELS):
     logits = tf.cast(logits, tf.float64)
     a, b = bin_edges(x, num_levels, low=0.0, high=1.0)
     m = tf.maximum(tf.abs(logits), 1e-12)  # the l -> 0 limit, log w, to 1e-12 relative
-    u = tf.where(logits >= 0, a, 1.0 - b)
-    return m * (u - 1.0) + tf.math.log(tf.math.expm1(m * (b - a))) - tf.math.log(
-        -tf.math.expm1(-m))
+    # m (u - 1) + log expm1(m w) with log expm1(y) = y + log(-expm1(-y)): no overflow at
+    # m w > 709; u + w - 1 = b - 1 (l >= 0) or -a (l < 0) is never positive.
+    w = b - a
+    return (m * tf.where(logits >= 0, b - 1.0, -a) + tf.math.log(-tf.math.expm1(-m * w))
+            - tf.math.log(-tf.math.expm1(-m)))
 
 
 def log_bin_mass(distribution, x, num_levels=EIGHT_BIT_LEVELS):
