@@ -146,9 +146,9 @@ def main():
     for likelihood in names:
         rows.append(row(evaluate_one(args, output, likelihood)))
         print(rows[-1], flush=True)
-    print(f"| likelihood | log p(x) is a | epochs | test ELBO | test log p(x), K={args.eval_samples}"
-          f" | bits/dim | as a mass over the 256 bins: log P(x) (bits/dim) | active units | "
-          f"train: wall / CPU | evaluation: wall / CPU |")
+    print(f"| likelihood | log p(x) is a | epochs | test ELBO | test log p(x), "
+          f"K={args.eval_samples} | bits/dim | as a mass over the 256 bins: log P(x) "
+          f"(bits/dim) | active units | train: wall / CPU | evaluation: wall / CPU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
