@@ -73,6 +73,17 @@ class EpochTimes(keras.callbacks.Callback):
                   time.process_time() - self.start[1])
 
 
+def train_to(run, config, output, key):
+    """Trains the run folder ``run`` to ``config.epochs``, its epochs' times added to
+    OUTPUT/times.json under ``key``: an interrupted run continues, a complete one of fewer
+    epochs trains further (the constant learning rate allows it), one of enough is left."""
+    complete = runs.is_run(run)
+    if complete and lifecycle.epochs_trained(run) >= config.epochs:
+        return
+    resume = complete or runs.partial_dir(run).exists()
+    train.fit(config, run, resume=resume, verbose=2, callbacks=[EpochTimes(output, key)])
+
+
 def _timed(function):
     wall, cpu = time.perf_counter(), time.process_time()
     result = function()
@@ -94,16 +105,8 @@ def main():
     names = args.priors.split(",")
 
     for prior in names:  # training first: the evaluations take longer
-        run = output / prior
-        config = priors_config(args.data_dir, prior, args.epochs, args.warmup, args.seed)
-        complete = runs.is_run(run)
-        if complete and lifecycle.epochs_trained(run) >= config.epochs:
-            continue
-        # An interrupted run continues; a complete one of fewer epochs trains further (the
-        # constant learning rate allows it).
-        resume = complete or runs.partial_dir(run).exists()
-        train.fit(config, run, resume=resume, verbose=2,
-                  callbacks=[EpochTimes(output, f"{prior}/train")])
+        train_to(output / prior, priors_config(args.data_dir, prior, args.epochs, args.warmup,
+                                               args.seed), output, f"{prior}/train")
 
     header = ("| prior | K components | epochs (warm-up) | test ELBO | test log p(x), K=%d | "
               "Tomczak & Welling | active units | train: wall / CPU | evaluation: wall / CPU |"

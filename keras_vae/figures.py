@@ -30,10 +30,20 @@ def sample_grid(model, num, seed):
 
 
 def reconstruction_grid(model, images):
-    """``images`` [N, ...] in the top row, the means of p(x|z = E_q[z|x]) below them."""
+    """``images`` [N, ...] in the top row, the means of p(x|z = E_q[z|x]) below them, both
+    on the means' scale (``display_intensities``)."""
     images = np.asarray(images, np.float32)
-    pairs = np.concatenate([images, np.asarray(model.reconstruct(images))])
+    pairs = np.concatenate([display_intensities(model, images),
+                            np.asarray(model.reconstruct(images))])
     return plots.image_grid(pairs, num_columns=len(images))
+
+
+def display_intensities(model, images):
+    """The data ``images`` on the scale of the model's means, as a picture shows them: the
+    likelihood head says how (8-bit levels: x / 255, as its mean is E[x] / 255); a model
+    without a ``decoder`` head that says it shows its data as they are."""
+    convert = getattr(getattr(model, "decoder", None), "display_intensities", None)
+    return images if convert is None else np.asarray(convert(images), np.float32)
 
 
 def interpolation_grid(model, images, steps, pairs, seed, layer=None):

@@ -8,9 +8,10 @@ with ``latent_dim`` numbers (``prior``, unchanged from the exports before learne
 The file describes the prior, every input and output of each .tflite file (name, tensor name,
 shape with -1 for any batch size, dtype, value range, meaning), the encoder's preprocessing,
 the quantisation, the measured differences from the Keras model, and the versions. What the
-decoder's outputs mean, and how its training data were prepared, the likelihood head says
-(``output_meanings``, ``data_preparation``); what noise a draw of z takes, the model says
-(``sampler_noise_spec``).
+decoder's outputs mean, what the encoder takes (intensities in [0, 1], or the integer levels
+of a discrete likelihood) and how its training data were prepared, the likelihood head says
+(``output_meanings``, ``encoder_input_meaning``, ``data_preparation``); what noise a draw of
+z takes, the model says (``sampler_noise_spec``).
 
 A hierarchy (layers z1 .. zL, ``latent_sizes``) is described the same way: ``decoder_layer``
 names the layer decoder.tflite reads (z1, ``latent_dim`` numbers), the prior entry gives the
@@ -113,7 +114,8 @@ def meanings(model, part, standard_latent=True):
                 **model.decoder.output_meanings()}
     if part == "sampler":
         return {**noise_meanings(model), **model.decoder.output_meanings()}
-    rows = {"x": {"range": [0.0, 1.0], "meaning": "image, uint8 pixels / 255"}}
+    x = model.decoder.encoder_input_meaning()
+    rows = {"x": {"range": x["range"], "meaning": x["meaning"]}}
     given = ("" if len(model.latent_sizes) == 1 else
              ", given the posterior means of the layers it is conditioned on")
     for layer, (loc, scale) in posterior_output_names(model).items():
@@ -171,6 +173,7 @@ def tflite_metadata(model, quantize, files, standard_latent):
     from keras_vae.versions import library_versions
 
     preparation = model.decoder.data_preparation
+    encoder_input = model.decoder.encoder_input_meaning()
     return {
         "format": "tflite",
         "quantization": quantize,
@@ -182,8 +185,9 @@ def tflite_metadata(model, quantize, files, standard_latent):
         "likelihood": model.likelihood,
         "prior": prior_metadata(model, standard_latent),
         "preprocessing": {
-            "encoder_input": "float32 [batch, *image_shape], pixel intensities in [0, 1] "
-                             "(uint8 / 255)" + (f"; {preparation}" if preparation else ""),
+            "encoder_input": f"float32 [batch, *image_shape], "
+                             f"{encoder_input['preprocessing']}"
+                             + (f"; {preparation}" if preparation else ""),
         },
         "parity_tolerance": PARITY_TOLERANCE.get(quantize),
         # every layer's weights (count_params() would add the KL weight and noise seed)

@@ -1,11 +1,13 @@
 """SavedModel export: one folder that plain ``tf.saved_model.load`` reads in a process that
 has never imported keras_vae, for TensorFlow Serving.
 
-Signatures (x float32 [batch, *image_shape] in [0, 1]; z float32 [batch, size], the layer the
-decoder reads, named ``model.decoder_layer``: "z" for the one-layer VAE, "z1" for a hierarchy
-z1 .. zL; num and seed int32 scalars; the noise inputs float32 [batch, *shape] as
-``model.sampler_noise_spec()`` says, e.g. z_noise [batch, latent_dim] ~ N(0, I), or
-z1_noise, ..., zL_noise and the top prior's other inputs for a hierarchy):
+Signatures (x float32 [batch, *image_shape]: the data as the likelihood head takes them,
+intensities in [0, 1] or, for a discrete head, the integer levels 0..255 as they are
+(``encoder_input_meaning``); z float32 [batch, size], the layer the decoder reads, named
+``model.decoder_layer``: "z" for the one-layer VAE, "z1" for a hierarchy z1 .. zL; num and
+seed int32 scalars; the noise inputs float32 [batch, *shape] as ``model.sampler_noise_spec()``
+says, e.g. z_noise [batch, latent_dim] ~ N(0, I), or z1_noise, ..., zL_noise and the top
+prior's other inputs for a hierarchy):
 
     encode(x) -> loc, scale          one layer: parameters of q(z|x) = N(loc, diag(scale^2));
               -> z1_loc, z1_scale, .., zL_loc, zL_scale

@@ -16,6 +16,9 @@ of comparing names:
   same fact, checked likewise. ``binarize`` is ``data_kind == "binary"``.
 - ``data_checks(x)``: the run-time value checks its data need (every head: finite values;
   Bernoulli: values in [0, 1]), run by ``VAE`` on every batch it trains or evaluates on.
+- ``encoder_input_meaning()``: the range and meaning of the data as an export's encoder
+  takes them (metadata.json); ``display_intensities(x)``: the data on the scale of
+  ``mean()``, for pictures that show both (8-bit levels: x / 255).
 - ``export_outputs(z)``: the tensors an export's ``decode`` returns, ``"mean"`` first,
   written with ops the TFLite converter lowers safely (``stable_softplus``, DESIGN.md
   trap 8; no sampling, which needs Flex ops); ``reference_outputs(p)``: the same values
@@ -123,6 +126,18 @@ class ImageDecoder(DistributionLayer):
         from keras_vae.data import binarize
 
         return binarize(intensities, seed)
+
+    def encoder_input_meaning(self):
+        """The encoder's input x as an export takes it, for metadata.json: the data this head
+        is trained on (every head but the levels ones: intensities). {"range", "meaning"} of
+        the x tensor, and "preprocessing": how an app turns its pixels into x."""
+        return {"range": [0.0, 1.0], "meaning": "image, uint8 pixels / 255",
+                "preprocessing": "pixel intensities in [0, 1] (uint8 / 255)"}
+
+    def display_intensities(self, x):
+        """Data x on the scale of ``mean()``, the intensities in [0, 1] a picture shows, so
+        that an image and its reconstruction are drawn alike: unchanged but for levels."""
+        return x
 
     @property
     def data_preparation(self):

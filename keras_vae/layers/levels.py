@@ -3,8 +3,9 @@
 
 Their log_prob is a probability mass, so -log p(x) / (D ln 2) is bits per dimension on the
 scale of the published 8-bit tables (PixelCNN++, NVAE). What every such head shares is here:
-the number of levels, the data check (integers in 0 .. L - 1) and how data are drawn for
-export checks.
+the number of levels, the data check (integers in 0 .. L - 1), how data are drawn for
+export checks, what an export's encoder takes (the levels themselves, ``encoder_input_meaning``)
+and how pictures show them (``display_intensities``: x / (L - 1), the scale of the mean).
 
 Their distributions' ``mean()``, and so ``VAE.sample``, ``reconstruct`` and an export's
 ``mean``, is the expected level as an intensity, E[x] / (L - 1) in [0, 1], not E[x] in
@@ -50,6 +51,19 @@ class LevelsDecoder(ImageDecoder):
         """metadata.json's entry for the exported "mean" of every levels head: E[x] / (L - 1)."""
         return {"range": [0.0, 1.0], "meaning": f"expected level of each {element} / "
                                                 f"{self.num_levels - 1} (show as intensities)"}
+
+    def encoder_input_meaning(self):
+        """The levels as they are, not intensities: the encoder scales them itself
+        (``encoder_input_scale``), in the Keras model and in every export."""
+        top = self.num_levels - 1
+        return {"range": [0.0, float(top)],
+                "meaning": f"image, integer levels 0..{top} as float32 (not divided by {top})",
+                "preprocessing": f"integer levels 0..{top} (8-bit pixels as they are, not "
+                                 f"divided by {top}: the encoder divides them itself)"}
+
+    def display_intensities(self, x):
+        """x / (L - 1): levels as the intensities in [0, 1] that ``mean()`` gives."""
+        return x / (self.num_levels - 1)
 
     @property
     def likelihood_name(self):
