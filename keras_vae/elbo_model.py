@@ -164,6 +164,17 @@ class ELBOModel(keras.Model):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
 
+    def sample(self, num_samples, seed=None):
+        """Means of p(x|z) for ``num_samples`` draws z ~ p(z) (``prior_distribution``, every
+        layer): a tensor [num, *input_shape]. The same integer ``seed`` always gives the same
+        images (stateless seed [seed, 0]), the ones an exported SavedModel's ``sample`` gives.
+        """
+        if seed is None:
+            seed = random.randint(0, 2**31 - 1)
+        z = self.prior_distribution().sample(
+            int(num_samples), seed=tf.constant([int(seed), 0], tf.int32))
+        return self.decode(z).mean()
+
     # ----------------------------------------------------------------- noise
 
     def _noise(self, batch_size, num_draws, seed=None):

@@ -14,7 +14,6 @@ epoch means of ``loss``, ``elbo``, ``reconstruction`` and ``kl``.
 Keras model; ``VAE.call`` returns tensors (reconstruction means) so ``predict`` works too.
 """
 
-import random
 from collections.abc import Mapping
 
 import keras
@@ -214,17 +213,6 @@ class VAE(ELBOModel):
     def latent_sizes(self):
         """{"z": latent_dim}: the one latent layer and its number of variables."""
         return {"z": self.latent_dim}
-
-    def sample(self, num_samples, seed=None):
-        """Means of p(x|z) for ``num_samples`` draws z ~ p(z): a tensor [num, *input_shape].
-
-        The same integer ``seed`` always gives the same images (stateless sampling).
-        """
-        if seed is None:
-            seed = random.randint(0, 2**31 - 1)
-        z = self.prior_distribution().sample(
-            int(num_samples), seed=tf.constant([int(seed), 0], tf.int32))
-        return self.decode(z).mean()
 
     def call(self, x, training=None):
         return self.reconstruct(x, training=training)

@@ -234,6 +234,8 @@ def test_saved_model_signatures_of_a_hierarchy(exported):
     sampled = loaded.signatures["sample"](num=tf.constant(6), seed=tf.constant(4))["x"]
     draw = model.prior_distribution().sample(6, seed=tf.constant([4, 0]))
     np.testing.assert_allclose(sampled, model.decode(draw).mean(), atol=1e-5)
+    # ... which is what the Keras model's own sample(num, seed) gives
+    np.testing.assert_allclose(sampled, model.sample(6, seed=4), atol=1e-5)
     again = loaded.signatures["sample"](num=tf.constant(6), seed=tf.constant(4))["x"]
     other = loaded.signatures["sample"](num=tf.constant(6), seed=tf.constant(5))["x"]
     np.testing.assert_array_equal(sampled, again)

@@ -19,24 +19,21 @@ model protocol (``protocol.LatentVariableModel``); ``encode`` and ``prior_distri
 joint distributions over the layers, whose draws (named tuples z1, z2, ...) ``decode`` takes.
 """
 
-import random
-
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_vae import networks, objectives, priors
+from keras_vae import networks, priors
 from keras_vae.checks import check_choice
 from keras_vae.config import MERGES, check_objective
 from keras_vae.elbo_model import ELBOModel
 from keras_vae.errors import ConfigError
-from keras_vae.hierarchy import passes
+from keras_vae.hierarchy import objective, passes
 from keras_vae.hierarchy.steps import GaussianStep
 from keras_vae.layers import GaussianEncoder
 from keras_vae.likelihoods import HEADS as LIKELIHOODS
 from keras_vae import likelihoods
-from keras_vae.protocol import LayerDiagnostics
 
 tfd = tfp.distributions
 
@@ -233,20 +230,6 @@ class HierarchicalVAE(ELBOModel):
     def call(self, x, training=None):
         return self.reconstruct(x, training=training)
 
-    def sample(self, num_samples, seed=None):
-        """Means of p(x | z1) for ``num_samples`` draws of p(z): [num, *input_shape]; the same
-        integer seed gives the same images."""
-        if seed is None:
-            seed = random.randint(0, 2**31 - 1)
-        seed = objectives.stateless_seed(int(seed))
-        top = self.top_prior_distribution().sample(int(num_samples),
-                                                   seed=tf.cast(seed, tf.int32))
-        noise = {name: tf.random.stateless_normal(
-                     [int(num_samples), size],
-                     seed=tf.cast(objectives.layer_seed(seed, index), tf.int32))
-                 for index, (name, size) in enumerate(self.latent_sizes.items())}
-        return self.decode(passes.generative_pass(self, top, noise)).mean()
-
     def top_prior_distribution(self):
         """p(zL): the prior layer's distribution over the top layer."""
         return self.prior.distribution(**self._prior_arguments())
@@ -277,79 +260,21 @@ class HierarchicalVAE(ELBOModel):
     # ----------------------------------------------------------------- objectives
 
     def log_importance_weights(self, x, num_samples, seed):
-        """log w_k over every layer (module docstring), nats [num_samples, batch]; layer l's
-        draw k from ``objectives.layer_seed(seed, l)`` + [0, k]."""
-        x = self._checked_data(x)
-        noise = {name: objectives.standard_normal_draws(
-                     objectives.layer_seed(seed, index), int(num_samples),
-                     tf.stack([tf.shape(x)[0], size]))
-                 for index, (name, size) in enumerate(self.latent_sizes.items())}
-        layers = passes.posterior_pass(self, x, noise)
-        return self._log_likelihood_at(x, layers[0].z) + tf.add_n(
-            [passes.log_prior_ratio(layer) for layer in layers])
+        """log w_k over every layer (module docstring), nats [num_samples, batch]
+        (``objective.log_importance_weights``)."""
+        return objective.log_importance_weights(self, self._checked_data(x), num_samples, seed)
 
     def elbo_terms(self, x, training=None, seed=None):
-        """Per-example ``objectives.ELBOTerms`` with ``layer_kl`` {name: KL_i}, nats [batch];
-        ``iw_samples`` draws per example from the noise stream, or from ``seed``."""
-        x = self._checked_data(x)
-        noise = self._layer_noise(tf.shape(x)[0], self.iw_samples, seed)
-        layers = passes.posterior_pass(self, x, noise, training=training)
-        log_likelihood = self._log_likelihood_at(x, layers[0].z, training)
-        reconstruction = -tf.reduce_mean(log_likelihood, axis=0)
-        layer_kl = {layer.name: passes.layer_kl(layer) for layer in layers}
-        kl = tf.add_n(list(layer_kl.values()))
-        weight = tf.cast(self._kl_weight, tf.float32)
-        if self.objective == "iwae" and self.iw_samples > 1:
-            log_weights = log_likelihood + weight * tf.add_n(
-                [passes.log_prior_ratio(layer) for layer in layers])
-            loss = -objectives.iwae_bound(log_weights)
-        else:
-            loss = reconstruction + weight * (self._free_bits_kl(layers) if self.free_bits
-                                              else kl)
-        return objectives.ELBOTerms(loss=loss, elbo=-(reconstruction + kl),
-                                    reconstruction=reconstruction, kl=kl, layer_kl=layer_kl)
-
-    def _free_bits_kl(self, layers):
-        """sum over layers of ``objectives.free_bits_kl`` on that layer's groups [batch]."""
-        terms = []
-        for layer in layers:
-            try:
-                dimensions = passes.layer_kl_per_dimension(layer)
-                groups = objectives.kl_groups(dimensions,
-                                              self.free_bits_groups or dimensions.shape[-1])
-            except ValueError:  # a mixture prior at the top: one group, the layer's KL
-                groups = passes.layer_kl(layer)[:, tf.newaxis]
-            terms.append(objectives.free_bits_kl(groups, self.free_bits,
-                                                 tf.reduce_mean(groups, axis=0)))
-        return tf.add_n(terms)
+        """Per-example ``objectives.ELBOTerms`` with ``layer_kl`` {name: KL_i}, nats [batch]
+        (``objective.elbo_terms``)."""
+        return objective.elbo_terms(self, self._checked_data(x), training, seed)
 
     def latent_diagnostics(self, x, seed):
-        """{name: ``LayerDiagnostics``}: each layer's posterior mean given the means above (or
-        below, bottom-up) and its KL per dimension at one draw from ``seed`` (NaN where the
-        top prior does not factorise)."""
-        x = self._checked_data(x)
-        means = self._posterior_means(x)
-        layers = passes.posterior_pass(self, x, self._layer_noise(tf.shape(x)[0], 1,
-                                                                  objectives.stateless_seed(seed)))
-        result = {}
-        for mean, layer in zip(means, layers):
-            try:
-                kl = passes.layer_kl_per_dimension(layer)
-            except ValueError:
-                kl = tf.fill(tf.shape(mean.z[0]), np.nan)
-            result[layer.name] = LayerDiagnostics(mean.z[0], kl)
-        return result
+        """{name: ``LayerDiagnostics``} (``objective.latent_diagnostics``)."""
+        return objective.latent_diagnostics(self, self._checked_data(x), seed)
 
     def _posterior_means(self, x, training=None):
-        """The posterior pass with zero noise: each z the mean of its layer given the others."""
-        zeros = {name: tf.zeros(tf.stack([1, tf.shape(x)[0], size]))
-                 for name, size in self.latent_sizes.items()}
-        return passes.posterior_pass(self, tf.cast(x, self.compute_dtype), zeros, training)
-
-    def _log_likelihood_at(self, x, z1, training=None):
-        return objectives.decoded_log_likelihood(
-            lambda draws: self.decoder(tf.cast(draws, self.compute_dtype), training=training),
-            x, z1)
+        return objective.posterior_means(self, tf.cast(x, self.compute_dtype), training)
 
     def _checked_data(self, x):
         """x as float32 with its shape checked now and its values (``data_checks``) when run."""

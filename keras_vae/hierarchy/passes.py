@@ -31,8 +31,8 @@ import collections
 import tensorflow as tf
 
 from keras_vae import objectives
-from keras_vae.hierarchy.steps import diagonal_normal, precision_merge, residual_merge
-from keras_vae.layers.base import positive_scale
+from keras_vae.hierarchy.steps import (diagonal_normal, layer_scale, precision_merge,
+                                       residual_merge)
 
 LayerDraw = collections.namedtuple("LayerDraw", ["name", "posterior", "prior", "z",
                                                  "closed_form_kl"])
@@ -44,7 +44,7 @@ KL of q and p in closed form is the layer's term of the ELBO."""
 def bottom_up_features(model, x, training=None):
     """[d_1, ..., d_L]: the deterministic bottom-up features of a top-down pass, and the
     estimates [(loc_hat_i, raw_scale_hat_i)] each layer's head reads from them (the scale is
-    ``positive_scale`` of the raw one)."""
+    ``steps.layer_scale`` of the raw one)."""
     features = [model.encoder.features(x, training=training)]
     estimates = [model.encoder.parameters_from_features(features[0])]
     for step in model.up_steps:
@@ -92,7 +92,7 @@ def posterior_pass(model, x, noise, training=None):
 def top_posterior_from(estimates):
     """q(z_L | x) from the bottom-up ``estimates``: the top one."""
     loc, raw_scale = estimates[-1]
-    return diagonal_normal(loc, positive_scale(raw_scale))
+    return diagonal_normal(loc, layer_scale(raw_scale))
 
 
 def conditional_posterior(model, estimates, index, above):
@@ -101,10 +101,10 @@ def conditional_posterior(model, estimates, index, above):
     step = model.down_steps[index]
     top_down = step.features(above)
     loc_prior, raw_prior = step.parameters_from_features(top_down)
-    scale_prior = positive_scale(raw_prior)
+    scale_prior = layer_scale(raw_prior)
     loc_hat, raw_scale_hat = estimates[index]
     if model.merge == "precision":
-        loc, scale = precision_merge(loc_hat, positive_scale(raw_scale_hat), loc_prior,
+        loc, scale = precision_merge(loc_hat, layer_scale(raw_scale_hat), loc_prior,
                                      scale_prior)
     else:
         # The correction is linear in (d_i, t_i), as one Dense layer on their concatenation:

@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae.config import check_latent_dim
-from keras_vae.layers.base import positive_scale
+from keras_vae.layers.base import positive_scale, stable_softplus
 
 tfd = tfp.distributions
 
@@ -29,6 +29,13 @@ tfd = tfp.distributions
 def diagonal_normal(loc, scale):
     """Independent(Normal(loc, scale), 1): a diagonal Normal over the last axis."""
     return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)
+
+
+def layer_scale(raw):
+    """softplus(raw) + 1e-5 (``layers.base.positive_scale``) with the softplus written so that
+    TFLite lowers it without overflow (``stable_softplus``, DESIGN.md trap 8): every scale of a
+    hierarchy is also computed by its exported sampler. Within 1.2e-7 of tf.math.softplus."""
+    return positive_scale(raw, softplus=stable_softplus)
 
 
 def precision_merge(loc_hat, scale_hat, loc_prior, scale_prior):
@@ -41,9 +48,9 @@ def precision_merge(loc_hat, scale_hat, loc_prior, scale_prior):
 
 
 def residual_merge(loc_prior, scale_prior, delta_loc, raw_delta_scale):
-    """(loc, scale) = (loc_prior + delta_loc, scale_prior * positive_scale(raw_delta_scale))
+    """(loc, scale) = (loc_prior + delta_loc, scale_prior * layer_scale(raw_delta_scale))
     (Vahdat & Kautz 2020, eq. 2): the posterior relative to the prior."""
-    return loc_prior + delta_loc, scale_prior * positive_scale(raw_delta_scale)
+    return loc_prior + delta_loc, scale_prior * layer_scale(raw_delta_scale)
 
 
 def _on_last_axis(dense, h):
@@ -60,7 +67,7 @@ class GaussianStep(keras.layers.Layer):
 
     A body of Dense layers (``hidden_units``, ``activation``; none: the head reads h itself)
     and a Dense head with 2 * size outputs: the mean, and the scale through
-    softplus(.) + 1e-5 (``layers.base.positive_scale``). Works on inputs with any number of
+    softplus(.) + 1e-5 (``layer_scale``). Works on inputs with any number of
     leading axes ([K, batch, input size] for K draws per example).
     """
 
@@ -99,7 +106,7 @@ class GaussianStep(keras.layers.Layer):
 
     def call(self, h):
         loc, raw_scale = self.parameters_from_features(self.features(h))
-        return diagonal_normal(loc, positive_scale(raw_scale))
+        return diagonal_normal(loc, layer_scale(raw_scale))
 
     def get_config(self):
         return {**super().get_config(), "size": self.size,
