@@ -172,3 +172,13 @@ def test_presets_are_valid_train_configs():
     for name, preset in presets.PRESETS.items():
         assert set(preset.options) <= set(TrainConfig.defaults()), name
         presets.train_config(name)  # every option passes TrainConfig's checks
+
+
+def test_the_training_guide_lists_every_preset():
+    """docs/training.md's preset table has one row per preset of ``presets.PRESETS``."""
+    from pathlib import Path
+
+    guide = (Path(__file__).parent.parent / "docs" / "training.md").read_text()
+    table = guide[guide.index("## Presets"):].split("\n## ")[0]
+    listed = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert listed == set(presets.PRESETS)
