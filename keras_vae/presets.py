@@ -53,10 +53,11 @@ BURDA_TWO_LAYERS = dict(architecture="mlp", latent_dims=(100, 50), hidden_units=
 # layers collapsed (KL 0.0 nats after 1,200 steps at batch 100; issue 22), and the bottom-up
 # model kept about 5 units of z1 and let z2 collapse (KL 12.4 and 0.7 nats after 121 epochs,
 # test log p(x) -108.09 nats against the one-layer VAE's -90.10). With it the bottom-up model
-# is at the one-layer VAE's training ELBO from epoch 4 on (-105.0 against -105.5 at epoch 10,
+# is at the one-layer VAE's training ELBO from epoch 5 on (-105.0 against -105.5 at epoch 10,
 # -127.7 without; z2 keeps 11 nats): benchmarks/hvae_recipe.py. Burda et al.'s code trains
-# without one because it starts the decoder's output bias at the logits of the mean training
-# image, which does as much here (-104.6 at epoch 10) but keras_vae's decoders do not.
+# without one; of its differences from keras_vae (exp scales, Adam's beta_1 = 0.99, ...) the
+# one that does as much here is its decoder's output bias started at the logits of the mean
+# training image (-104.6 at epoch 10), which keras_vae's decoders do not do.
 HIERARCHY_WARMUP = dict(kl_warmup="linear", kl_warmup_length=4)
 
 PRESETS = {preset.name: preset for preset in (
