@@ -108,6 +108,11 @@ _OPTIONS = [
                        f"{_units(options.RECIPE_HIDDEN_UNITS)} for mlp, "
                        f"{_units(options.DEFAULT_HIDDEN_UNITS['conv'])} for conv]."),
     _train_option("activation"),
+    _train_option("decoder_bias", type=click.Choice(options.DECODER_BIASES),
+                  help="The decoder's output bias at the start: zero, or data-mean: the "
+                       "logits of the mean training image (Burda et al.'s code; bernoulli "
+                       "with --architecture mlp). Fresh runs only: --resume keeps the "
+                       "trained bias."),
     _train_option("epochs", type=click.IntRange(min=1)),
     _train_option("batch_size", type=click.IntRange(min=1),
                   help="Global batch (split across replicas under a --strategy)."),

@@ -38,6 +38,9 @@ PRIORS = ("standard", "mog", "vamp", "flow")  # priors/ (build_prior)
 MODELS = ("vae", "hvae", "ladder")
 HIERARCHY_INFERENCE = {"hvae": "bottom_up", "ladder": "top_down"}
 MERGES = ("precision", "residual")  # how a ladder merges evidence and prior (hierarchy/steps.py)
+# The decoder's output bias at the start: zeros (Keras), or the head's parameters of the mean
+# training image (Burda et al.'s code; ImageDecoder.start_output_bias).
+DECODER_BIASES = ("zero", "data-mean")
 # Latent layers of a hierarchy when none are given: z1 of 100 and z2 of 50, each MLP between
 # two layers 100-100 (the two-stochastic-layer model of Burda et al. 2016).
 DEFAULT_LATENT_DIMS = (100, 50)
@@ -286,6 +289,7 @@ class TrainConfig:
     # each MLP between two latent layers; None: DEFAULT_LATENT_HIDDEN_UNITS; () none
     latent_hidden_units: tuple | None = None
     merge: str = "precision"  # MERGES, for --model ladder
+    decoder_bias: str = "zero"  # DECODER_BIASES; set on a fresh run only, never on resume
 
     def __post_init__(self):
         check_choice("model", self.model, MODELS)
@@ -297,6 +301,11 @@ class TrainConfig:
         check_choice("likelihood", self.likelihood, LIKELIHOODS)
         self.binarize = resolve_binarize(self.binarize, self.likelihood)
         check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("decoder_bias", self.decoder_bias, DECODER_BIASES)
+        if self.decoder_bias == "data-mean" and self.architecture == "conv":
+            raise ConfigError("decoder_bias='data-mean' sets one bias per pixel, which a conv "
+                              "decoder's per-pixel head does not have; use --architecture mlp "
+                              "or --decoder-bias zero.")
         if self.hidden_units is None and self.architecture == "mlp":
             self.hidden_units = RECIPE_HIDDEN_UNITS
         self.hidden_units = resolve_hidden_units(self.architecture, self.hidden_units)

@@ -106,6 +106,9 @@ class Splits:
     num_test: int
     test_labels: object = None
     source: str = ""  # where the data came from, for messages: a path or "TFDS dataset 'x'"
+    # float32 [*image_shape]: the mean training example as the model sees it, in expectation
+    # (under dynamic binarisation the mean grey level is the mean of the binary draws)
+    train_mean: object = None
 
 
 def binarize(images, seed):
@@ -221,4 +224,5 @@ def make_splits(dataset, data_dir=None, batch_size=100, binarized=True,
         image_shape=tuple(train.shape[1:]),
         num_train=len(train), num_validation=len(validation), num_test=len(test),
         test_labels=arrays["test"][1], source=source,
+        train_mean=train.mean(axis=0, dtype=np.float64).astype(np.float32),
     )

@@ -149,6 +149,8 @@ def _load_data(config):
     splits = runs.load_splits(config)
     check_architecture_accepts(config.architecture, splits.image_shape, resolve_hidden_units(
         config.architecture, config.hidden_units))  # before any folder is made
+    if config.decoder_bias == "data-mean":  # so is this head's refusal, if it has no formula
+        likelihoods.head_class(config.likelihood).output_bias_for_mean(splits.train_mean)
     return splits
 
 
@@ -220,6 +222,8 @@ def _train(strategy, config, splits, working, run_dir, restore_from, verbose, ca
         model = build_model(config, splits.image_shape,
                             steps_per_epoch=math.ceil(splits.num_train / config.batch_size))
         initial_epoch = checkpoint.restore(model)
+    if config.decoder_bias == "data-mean" and initial_epoch == 0:  # a resumed run: as trained
+        model.decoder.start_output_bias(splits.train_mean)
     guard = StopOnNonFiniteLoss()
     try:
         _fit_model(model, config, splits, working, initial_epoch, verbose, checkpoint,

@@ -27,6 +27,7 @@ CHOICES = {
     ("fit", "prior"): config.PRIORS,
     ("fit", "model"): config.MODELS,
     ("fit", "merge"): config.MERGES,
+    ("fit", "decoder_bias"): config.DECODER_BIASES,
     ("fit", "preset"): tuple(presets.PRESETS),
     ("latent-plot", "projection"): config.LATENT_PROJECTIONS,
     ("export", "export_format"): config.EXPORT_FORMATS,
@@ -61,7 +62,8 @@ def test_every_choice_is_the_library_vocabulary():
 
 def test_train_config_checks_every_choice_against_its_vocabulary():
     for field in ("likelihood", "architecture", "objective", "learning_rate_schedule",
-                  "kl_warmup", "kl_warmup_unit", "strategy", "precision", "prior"):
+                  "kl_warmup", "kl_warmup_unit", "strategy", "precision", "prior",
+                  "decoder_bias"):
         with pytest.raises(ConfigError, match=f"{field}"):
             TrainConfig(**{field: "no-such-choice"})
 

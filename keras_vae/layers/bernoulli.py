@@ -2,6 +2,7 @@
 for data in [0, 1] (binarised grey levels); registered as ``"bernoulli"``."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -51,6 +52,18 @@ class BernoulliDecoder(ImageDecoder):
         return super().data_checks(x) + [unit_interval_check(
             x, "likelihood='bernoulli' needs data in [0, 1]; scale images to [0, 1] "
                "(divide uint8 pixels by 255) or use likelihood='normal'.")]
+
+    # Mean intensities are clipped to [MEAN_CLIP, 1 - MEAN_CLIP] before the logit, so that a
+    # pixel that is always 0 (MNIST's borders) gets a finite bias, -6.9 (yburda/iwae:
+    # datasets.py get_train_bias_np).
+    MEAN_CLIP = 1e-3
+
+    @classmethod
+    def output_bias_for_mean(cls, mean_image):
+        """logit(clip(m, 1e-3, 1 - 1e-3)) = log m - log(1 - m) per pixel, flat float32: then
+        sigmoid(bias) is the mean training image (clipped) at features 0."""
+        mean = np.clip(np.asarray(mean_image, np.float64), cls.MEAN_CLIP, 1 - cls.MEAN_CLIP)
+        return (np.log(mean) - np.log1p(-mean)).astype(np.float32).reshape(-1)
 
     def export_outputs(self, z):
         logits = self.likelihood_parameters(z)[..., 0]

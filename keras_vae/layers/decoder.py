@@ -28,10 +28,12 @@ of comparing names:
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae import networks
+from keras_vae.errors import ConfigError
 from keras_vae.layers.base import DistributionLayer
 
 tfd = tfp.distributions
@@ -161,6 +163,27 @@ class ImageDecoder(DistributionLayer):
         """{name of an export output: {"range": [low, high] (None: unbounded), "meaning"}}."""
         raise NotImplementedError(
             f"{type(self).__name__} does not implement output_meanings (layers/decoder.py).")
+
+    @classmethod
+    def output_bias_for_mean(cls, mean_image):
+        """The output bias float32 [pixels * num_parameters] whose p(x|z) has mean
+        ``mean_image`` when the body's features are 0 (``decoder_bias="data-mean"``); heads
+        without one raise a ConfigError, which a run raises before it makes any folder."""
+        raise ConfigError(f"decoder_bias='data-mean' has no formula for the {cls.__name__} "
+                          f"head (only likelihood='bernoulli' has one); use --decoder-bias "
+                          f"zero.")
+
+    def start_output_bias(self, mean_image):
+        """Sets the flat head's output bias to ``output_bias_for_mean(mean_image)``: the
+        decoder starts at the mean training image instead of at parameters 0, so the first
+        epochs learn the images' differences, not their average (Burda et al.'s code)."""
+        bias = np.asarray(self.output_bias_for_mean(mean_image), np.float32).reshape(-1)
+        if tuple(self.head.bias.shape) != bias.shape:
+            raise ConfigError(f"decoder_bias='data-mean' needs one output bias per pixel; this "
+                              f"decoder's head has {self.head.bias.shape[0]} (a per-pixel head, "
+                              f"as architecture='conv' has): use architecture='mlp' or "
+                              f"decoder_bias='zero'.")
+        self.head.bias.assign(bias)
 
     def count_mean_params(self):
         """Parameters the exported mean depends on: all of them unless a head says less."""
