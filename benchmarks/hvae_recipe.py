@@ -66,7 +66,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 
-DATA_DIR = None  # the MNIST folder, from --data-dir
 
 
 def _patch_step_scale(scale):
@@ -128,17 +127,6 @@ def _zero_head(name):
     return patch
 
 
-def _data_bias(model):
-    """The decoder's output bias at the logits of the training images' mean grey levels,
-    clipped to [0.001, 0.999] (yburda/iwae: datasets.py get_train_bias_np)."""
-    import gzip
-
-    with gzip.open(pathlib.Path(DATA_DIR) / "train-images-idx3-ubyte.gz") as images:
-        pixels = np.frombuffer(images.read(), np.uint8, offset=16).reshape(-1, 784)
-    mean = np.clip(pixels.mean(axis=0) / 255.0, 0.001, 0.999)
-    model.decoder.head.bias.assign((np.log(mean) - np.log1p(-mean)).astype(np.float32))
-
-
 def _patch_adam(beta_1=0.9, unit_velocity=False):
     """kvae fit's Adam with ``beta_1``, and with ``unit_velocity`` the second moments
     initialised to 1 instead of 0 (yburda/iwae optimizers.py: beta_1 = 0.99, ones)."""
@@ -161,6 +149,10 @@ def _patch_adam(beta_1=0.9, unit_velocity=False):
     keras.optimizers.Adam = Patched
 
 
+# The decoder's output bias at the logits of the mean training image, clipped to [0.001,
+# 0.999], as yburda/iwae's datasets.py (kvae fit --decoder-bias data-mean).
+DATA_BIAS = dict(decoder_bias="data-mean")
+
 VARIANTS = {
     # name -> (preset, TrainConfig overrides, patch before build, patch of the built model)
     "baseline": ("burda-mnist-2layer", {}, None, None),
@@ -173,10 +165,11 @@ VARIANTS = {
     "warmup4": ("burda-mnist-2layer", dict(kl_warmup="linear", kl_warmup_length=4), None,
                 None),
     "zero-down": ("burda-mnist-2layer", {}, None, _zero_head("down")),
-    "data-bias": ("burda-mnist-2layer", {}, None, _data_bias),
-    "one-layer-data-bias": ("burda-mnist", {}, None, _data_bias),
-    "data-bias-warmup4": ("burda-mnist-2layer", dict(kl_warmup="linear", kl_warmup_length=4),
-                          None, _data_bias),
+    "data-bias": ("burda-mnist-2layer", DATA_BIAS, None, None),
+    "one-layer-data-bias": ("burda-mnist", DATA_BIAS, None, None),
+    "data-bias-warmup4": ("burda-mnist-2layer",
+                          dict(kl_warmup="linear", kl_warmup_length=4, **DATA_BIAS), None,
+                          None),
     "warmup1": ("burda-mnist-2layer", dict(kl_warmup="linear", kl_warmup_length=1), None,
                 None),
     "stl": ("burda-mnist-2layer", {}, _patch_sticking_the_landing, None),
@@ -227,8 +220,6 @@ def main():
 
     from keras_vae import presets, train
 
-    global DATA_DIR
-    DATA_DIR = args.data_dir
     preset, overrides, before, after = VARIANTS[args.variant]
     if before:
         before()
