@@ -126,8 +126,9 @@ PRESETS = {preset.name: preset for preset in (
                     "500 learned pseudo-inputs, batch 100, Adam (epsilon 1e-4) at 1e-3 * "
                     "10^(-i/7) in stage i of 3^i epochs, stages 0..5 (364 epochs), linear KL "
                     "warm-up over 4 epochs: the recipe of the second shipped model (issue 24). "
-                    "Pilot (164 CPU-s, 10 epochs): test log p(x) -93.03 nats at K=100 on 2,000 "
-                    "test images, against -115.6 for the ladder with the VampPrior.",
+                    "Pilots of 150 CPU-s: test log p(x) -93.03 nats at K=100 on 2,000 test "
+                    "images, against -99.36 for ladder-mnist and -98.65 for a ladder with the "
+                    "VampPrior at the top.",
         options={**BURDA_RECIPE, **VAMP_RECIPE},
         reference="Tomczak & Welling, VAE with a VampPrior, AISTATS 2018, table 2 (VAE + "
                   "VampPrior: -85.57 nats); benchmarks/RESULTS.md, issue 24"),

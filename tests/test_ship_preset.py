@@ -70,3 +70,26 @@ def test_every_pilot_is_a_valid_preset_run(benchmark_module):
     # the chosen pilot is the shipped recipe but for the run's length
     assert config == presets.train_config(NAME, epochs=config.epochs)
     assert config.epochs == 121
+
+
+def test_the_pilots_stop_at_the_first_epoch_end_past_their_cpu_budget(benchmark_module):
+    pilots = benchmark_module("ship_pilots")
+
+    class Model:
+        stop_training = False
+
+    for budget, stops_after in ((0.0, 1), (1e9, None)):
+        callback = pilots.CPUBudget(budget)
+        callback.set_model(Model())
+        callback.on_train_begin()
+        for epoch in range(3):
+            callback.on_epoch_begin(epoch)
+            sum(range(10_000))  # some CPU time
+            callback.on_epoch_end(epoch, {"elbo": -100.0 - epoch})
+            if callback.model.stop_training:
+                break
+        assert callback.model.stop_training == (stops_after is not None)
+        assert len(callback.epochs) == (stops_after or 3)
+        assert [row["elbo"] for row in callback.epochs] == [-100.0, -101.0, -102.0][
+            :len(callback.epochs)]
+        assert all(row["cpu"] >= 0 and row["wall"] >= 0 for row in callback.epochs)
