@@ -37,14 +37,15 @@ def snapshot_model(folder):
     optimizer state and noise seed of its checkpoint."""
     from keras_vae import train
 
+    weights = EpochCheckpoint.weights_file(folder)
+    if weights is None or not (folder / runs.CONFIG).exists():
+        raise SystemExit(f"{folder} is not a snapshot: it needs {runs.CONFIG} and one of "
+                         f"{', '.join(EpochCheckpoint.WEIGHT_FILES)} (snapshot_watch.sh copies "
+                         f"them from RUN.partial/backup/epoch-N).")
     record = json.loads((folder / runs.CONFIG).read_text())
     config = TrainConfig.from_json(record["train"])
     image_shape = tuple(record["data"]["image_shape"])
     model = train.build_model(config, image_shape)
-    weights = next((folder / name for name in EpochCheckpoint.WEIGHT_FILES
-                    if (folder / name).exists()), None)
-    if weights is None:
-        raise SystemExit(f"{folder} holds no checkpoint weights ({EpochCheckpoint.WEIGHT_FILES})")
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(weights)

@@ -68,3 +68,17 @@ def test_the_command_prints_one_row_per_snapshot_in_epoch_order(idx_folder, tmp_
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "2"]
     assert [row.split("|")[2].strip() for row in rows[1:]] == ["1.00", "2.00"]
+
+
+def test_a_folder_that_is_not_a_snapshot_is_one_line_and_untouched(tmp_path):
+    folder = tmp_path / "epoch-000003"
+    folder.mkdir()
+    (folder / "state.json").write_text('{"epochs_done": 3}')
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "time_to_quality.py"), "--key", "x", str(folder)],
+        capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines()[-1].startswith(
+        f"{folder} is not a snapshot: it needs config.json")
+    assert sorted(p.name for p in folder.iterdir()) == ["state.json"]

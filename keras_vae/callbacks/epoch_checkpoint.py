@@ -38,12 +38,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def latest(self):
         """The newest complete checkpoint folder to restore, or None."""
         complete = sorted(p for p in self.restore_from.glob("epoch-*")
-                          if (p / self.STATE).exists() and self._weights(p) is not None)
+                          if (p / self.STATE).exists() and self.weights_file(p) is not None)
         return complete[-1] if complete else None
 
-    def _weights(self, folder):
+    @classmethod
+    def weights_file(cls, folder):
         """The weights file of a checkpoint folder, or None."""
-        return next((folder / name for name in self.WEIGHT_FILES if (folder / name).exists()),
+        return next((folder / name for name in cls.WEIGHT_FILES if (folder / name).exists()),
                     None)
 
     def epochs_done(self):
@@ -58,7 +59,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return 0
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(self._weights(latest))
+        model.load_weights(self.weights_file(latest))
         return self.epochs_done()
 
     def adopt(self, model_file, epochs_done):
